@@ -1,0 +1,91 @@
+"""Signalling layer in prefrontal pyramidal neurons (all states 1 when healthy, drug-free).
+
+- AMPA throughput ``ampa`` follows glutamate x synaptic GluA1 x (1 - AMPA block) x
+  (1 + HNK potentiation); L-type Ca2+ entry follows AMPA depolarisation.
+- Resting NMDA block switches eEF2 kinase off: ``p_eef2`` falls, BDNF translation rises.
+- BDNF: tissue pool ``bdnf`` (synthesis x translation x stress x SSRI adaptation; release
+  constitutive + Ca2+-driven, scaled by Val66Met), extracellular ``bdnf_ex``, a plasma pool.
+- TrkB activation with desensitisation -> ERK/Akt -> mTORC1; mTORC1 also needs Rheb,
+  which the NMDA -> nNOS -> GAPDH-SNO -> Siah1 branch degrades (spared by NMDA block).
+- mTORC1 -> p70S6K, and translation of PSD95, GluA1 and synapsin I (stress speeds loss).
+"""
+
+from __future__ import annotations
+
+from ketasim.model.params import mech
+from ketasim.model.spec import ModelSpec
+
+G = "signalling"
+
+
+def add(m: ModelSpec) -> None:
+    for k in ("tau_ampa", "ca_ampa_n", "bdnf_release_basal", "k_bdnf_release", "tau_bdnf_pool",
+              "tau_bdnf_ex", "tau_bdnf_plasma", "bdnf_translation_gain", "stress_bdnf",
+              "eef2k_gain", "tau_peef2", "tau_trkb", "tau_trkb_desens", "trkb_desens",
+              "tau_erk", "erk_gain", "tau_sno", "sno_gain", "tau_rheb", "tau_mtor", "mtor_erk",
+              "mtor_rheb", "tau_s6k", "tau_synprot", "synth_burst", "burst_k", "tau_mtor_ref", "stress_synprot",
+              "tau_ssri", "ssri_bdnf"):
+        mech(m, G, k)
+    mech(m, "hypotheses", "rest_block_eef2")
+    mech(m, "hypotheses", "hnk_ampa")
+    for k in ("glua2_current", "glua2_ca"):
+        mech(m, "genetics", k)
+    m.param("ko_glua2", 0.0, "1", "knockout switch (scenario population.knockouts)", "assumed",
+            group="subject")
+    m.param("bdnf_secretion", 1.0, "1", "activity-dependent BDNF secretion (Val66Met genotype)",
+            "assumed", group="subject")
+    m.param("plasticity", 1.0, "1", "between-subject variability of mTORC1-dependent synthesis",
+            "assumed", group="subject")
+    m.derive("ampa_cap", "1 + (glua2_current - 1) * ko_glua2", "1", "AMPA capacity", G)
+    m.derive("ca_per_ampa", "1 + (glua2_ca - 1) * ko_glua2", "1", "Ca2+ per AMPA current", G)
+    m.assign("glu_eff", "glu * (1 - ampa_block) * (1 + hnk_ampa * ampa_pot)", "1",
+             "glutamate drive on AMPA receptors after antagonists and potentiators", G)
+    m.state("ampa", "1", "(glu_eff * glua1 * ampa_cap - ampa) / tau_ampa", "ampa_cap",
+            "AMPA receptor throughput", G)
+    m.assign("ca_l", "(ampa * ca_per_ampa / ampa_cap) ** ca_ampa_n * (1 - ltype_block)", "1",
+             "L-type Ca2+ entry", G)
+    m.state("p_eef2", "1",
+            "(exp(-eef2k_gain * rest_block_eef2 * rest_loss) - p_eef2) / tau_peef2", "1",
+            "phosphorylated eEF2 (eEF2 kinase activity)", G)
+    m.assign("release", "bdnf * (bdnf_release_basal + (1 - bdnf_release_basal) * bdnf_secretion"
+             " * ca_l)", "1", "BDNF secretion (relative)", G)
+    m.derive("bdnf_synth0", "k_bdnf_release + 1 / tau_bdnf_pool", "1/h",
+             "BDNF synthesis keeping the healthy pool at 1", G)
+    m.state("bdnf", "1",
+            "bdnf_synth0 * (1 + bdnf_translation_gain * (1 - p_eef2))"
+            " * (1 - stress_bdnf * stress_load) * (1 + ssri_bdnf * ssri_adapt)"
+            " - k_bdnf_release * release - bdnf / tau_bdnf_pool", "1",
+            "prefrontal BDNF protein", G)
+    m.state("bdnf_ex", "1", "(release - bdnf_ex) / tau_bdnf_ex", "1",
+            "released extracellular BDNF", G)
+    m.state("bdnf_plasma", "1", "(bdnf_ex - bdnf_plasma) / tau_bdnf_plasma", "1",
+            "plasma BDNF", G)
+    m.state("trkb_d", "1", "(trkb_desens * trkb - trkb_d) / tau_trkb_desens", "trkb_desens",
+            "desensitised/internalised TrkB", G)
+    m.state("trkb", "1",
+            "(bdnf_ex * bdnf_free_frac * (1 - trkb_block) * (1 - trkb_d) / (1 - trkb_desens)"
+            " - trkb) / tau_trkb", "1", "active TrkB", G)
+    m.state("erk", "1", "(1 + erk_gain * (trkb - 1) - erk) / tau_erk", "1",
+            "ERK/Akt activity", G)
+    m.state("sno", "1", "(exp(-sno_gain * rest_loss) - sno) / tau_sno", "1",
+            "nNOS -> GAPDH S-nitrosylation (Siah1 complex)", G)
+    m.state("rheb", "1", "(1 - sno * rheb) / tau_rheb", "1", "Rheb protein", G)
+    m.state("mtor", "1",
+            "(pos(1 + mtor_erk * (erk - 1)) * rheb ** mtor_rheb * (1 - mtor_block) - mtor)"
+            " / tau_mtor", "1", "mTORC1 activity (p-mTOR)", G)
+    m.state("s6k", "1", "(mtor - s6k) / tau_s6k", "1", "p-p70S6K", G)
+    # local translation bursts when mTORC1 rises above its recent level (a slow reference),
+    # so a chronically stressed neuron responds to a rise as a healthy one does; the Hill
+    # form (n = 2) has zero gain at the set point, so small fluctuations cannot trigger it
+    m.state("mtor_ref", "1", "(mtor - mtor_ref) / tau_mtor_ref", "1",
+            "recent mTORC1 activity (slow reference for the translation burst)", G)
+    m.assign("mtor_rise", "pos(mtor / mtor_ref - 1)", "1", "mTORC1 rise above its reference", G)
+    m.assign("synthesis",
+             "mtor * (1 + plasticity * synth_burst * hill(mtor_rise, burst_k, 2))", "1",
+             "mTORC1-dependent local translation of synaptic proteins", G)
+    for prot in ("psd95", "glua1", "synapsin1"):
+        m.state(prot, "1",
+                f"(synthesis - {prot} * (1 + stress_synprot * stress_load)) / tau_synprot", "1",
+                f"{prot} (synaptic protein)", G)
+    m.state("ssri_adapt", "1", "(sert_occ - ssri_adapt) / tau_ssri", "0",
+            "slow monoaminergic adaptation to SERT blockade", G)

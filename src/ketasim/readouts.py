@@ -1,0 +1,73 @@
+"""The readouts a scenario can ask for: names and units from the public contract.
+
+``plasma.<drug>`` and ``brain.<drug>`` exist for every catalog compound family
+(``plasma.ketamine`` sums esketamine and arketamine); the rest are fixed names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Readout:
+    name: str
+    unit: str
+    meaning: str
+    kind: str = "continuous"  # continuous | fraction (per-group proportion) | event
+
+
+_FIXED: tuple[Readout, ...] = (
+    Readout("nmda_block.interneuron", "fraction", "NMDA receptor block on GABAergic interneurons"),
+    Readout("nmda_block.pyramidal", "fraction", "NMDA receptor block on pyramidal neurons"),
+    Readout("ampa_activation", "% of baseline", "AMPA receptor throughput, PFC pyramidal neurons"),
+    Readout("glutamate.pfc", "% of baseline", "extracellular prefrontal glutamate (microdialysis)"),
+    Readout("glx.mpfc", "% of baseline", "MRS medial prefrontal Glx"),
+    Readout("gaba.mpfc", "% of baseline", "MRS medial prefrontal GABA"),
+    Readout("gaba.hippocampus", "% of baseline", "MRS hippocampal GABA"),
+    Readout("glu_gln_ratio", "% of baseline", "tissue glutamate/glutamine ratio"),
+    Readout("gaba_glu_ratio", "% of baseline", "tissue GABA/glutamate ratio"),
+    Readout("bdnf.plasma", "% of baseline", "plasma BDNF protein"),
+    Readout("bdnf.pfc", "% of baseline", "prefrontal BDNF protein"),
+    Readout("trkb.active", "% of baseline", "active (phosphorylated) TrkB"),
+    Readout("p_eef2", "% of baseline", "phosphorylated eEF2"),
+    Readout("p_mtor", "% of baseline", "phosphorylated mTOR (mTORC1 activity)"),
+    Readout("p_p70s6k", "% of baseline", "phosphorylated p70S6K"),
+    Readout("rheb", "% of baseline", "Rheb protein"),
+    Readout("p_erk", "% of baseline", "phosphorylated ERK/Akt"),
+    Readout("synaptic_proteins", "% of healthy control", "synaptoneurosome synaptic proteins"),
+    Readout("psd95", "% of healthy control", "PSD95"),
+    Readout("glua1", "% of healthy control", "GluA1"),
+    Readout("synapsin1", "% of healthy control", "synapsin I"),
+    Readout("spine_density", "% of healthy control", "layer V mPFC spine density"),
+    Readout("madrs", "points", "MADRS total (0-60)"),
+    Readout("hamd17", "points", "HAM-D17 total (0-52)"),
+    Readout("madrs.change", "points", "MADRS change from the period's baseline"),
+    Readout("hamd17.change", "points", "HAM-D17 change from the period's baseline"),
+    Readout("response", "fraction", ">= 50 % reduction from baseline", "fraction"),
+    Readout("remission", "fraction", "MADRS <= 10 (HAM-D17 <= 7)", "fraction"),
+    Readout("relapse_free", "fraction", "responders not yet relapsed", "fraction"),
+    Readout("cadss", "points", "Clinician-Administered Dissociative States Scale"),
+    Readout("sbp.change", "mmHg", "systolic blood pressure change"),
+    Readout("heart_rate.change", "beats/min", "heart rate change"),
+    Readout("fst.immobility", "s", "forced swim immobility, last 4 min of 6"),
+    Readout("sucrose_preference", "%", "sucrose preference"),
+    Readout("nsf.latency", "s", "novelty-suppressed feeding latency"),
+)
+
+FIXED: dict[str, Readout] = {r.name: r for r in _FIXED}
+PK_PREFIXES = {"plasma": "ng/mL", "brain": "uM"}
+
+
+def lookup(name: str, compound_families: set[str]) -> Readout | None:
+    """The readout called ``name``, or None if it is not one.
+
+    ``compound_families`` are the names that may follow ``plasma.`` / ``brain.``.
+    """
+    if name in FIXED:
+        return FIXED[name]
+    prefix, _, fam = name.partition(".")
+    if prefix in PK_PREFIXES and fam in compound_families:
+        where = "total venous plasma" if prefix == "plasma" else "unbound brain"
+        return Readout(name, PK_PREFIXES[prefix], f"{where} concentration of {fam}")
+    return None
