@@ -18,6 +18,14 @@ from ketasim.model.compile import CompiledModel
 from ketasim.protocol import Protocol
 
 OK, FAILED = "ok", "failed"
+DIVERGED = 1e12  # a state beyond this magnitude is a failed integration, not a result
+
+
+def _diverged(t: float, y: np.ndarray, *args: object) -> float:
+    return DIVERGED - float(np.max(np.abs(y)))
+
+
+_diverged.terminal = True  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -59,7 +67,9 @@ def simulate_subject(model: CompiledModel, P: np.ndarray, y0: np.ndarray,
             continue
         t_eval = np.union1d(t_out[mask], [b])  # always end on b: the next segment's start
         sol = solve_ivp(model.rhs, (a, b), y, method=method, t_eval=t_eval,
-                        args=(P, inp, rate), rtol=rtol, atol=atol_v)
+                        args=(P, inp, rate), rtol=rtol, atol=atol_v, events=_diverged)
+        if sol.status == 1:
+            return out, f"t={sol.t_events[0][0]:.4g} h: a state diverged beyond {DIVERGED:g}"
         if not sol.success or not np.all(np.isfinite(sol.y)):
             return out, f"t={a:.4g}-{b:.4g} h: {sol.message}"
         keep = np.isin(sol.t, t_out[mask])

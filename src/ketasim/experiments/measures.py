@@ -1,0 +1,158 @@
+"""Measurement models: rating scales and rodent behaviour read off the mood drive.
+
+Human ratings: each subject has a trait baseline MADRS (inclusion applied like a trial)
+and HAM-D17. At time t the fractional improvement is
+
+    improvement = response_gain * (mood - mood_0) / (1 - mood_0) + placebo(t)
+
+where ``mood_0`` is the subject's mood drive before the first period (so carry-over into
+period 2 shows), and the placebo/expectancy term rises after each period's first dose and
+wanes, scaled by the subject's expectancy and by the perceived drug effect (sedation,
+dissociation: why midazolam is a stronger placebo than saline). Scores get rater noise
+and day-to-day fluctuation. Rodent tests: FST immobility and NSF latency fall
+exponentially, sucrose preference rises linearly with the mood drive, with
+between-animal noise. Random draws use each subject's own stream.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ketasim.population import PopulationSpec, _pv, rng_for
+
+_RATING, _BEHAVIOUR = 5, 6
+
+
+def _noise(seed: int, subjects: np.ndarray, shape: tuple[int, ...], purpose: int,
+           extra: int = 0) -> np.ndarray:
+    out = np.empty((len(subjects), *shape))
+    for k, s in enumerate(subjects):
+        out[k] = rng_for(seed, int(s), purpose, extra).standard_normal(shape)
+    return out
+
+
+def _trait_madrs(seed: int, subjects: np.ndarray, minimum: float | None,
+                 variability: bool) -> np.ndarray:
+    mean, sd = _pv("ratings", "madrs_mean"), _pv("ratings", "madrs_sd")
+    out = np.empty(len(subjects))
+    for k, s in enumerate(subjects):
+        rng = rng_for(seed, int(s), _RATING, 99)
+        v = mean
+        for _ in range(1000):  # screening: redraw until the inclusion criterion is met
+            v = float(np.clip(rng.normal(mean, sd), 0, 60)) if variability else mean
+            if minimum is None or v >= minimum:
+                break
+        out[k] = v
+    return out
+
+
+def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+    subj = data["subject"].values
+    mood = data["mood"]
+    mood0 = data["mood@baseline"].isel(period=0)
+    relative = (mood - mood0) / (1 - mood0).clip(min=0.05)
+    times = data["time"].values
+    onset, decay = _pv("ratings", "placebo_onset"), _pv("ratings", "placebo_decay")
+    kin = (1 - np.exp(-np.clip(times, 0, None) / onset)) * np.exp(-np.clip(times, 0, None) / decay)
+    perceived = (data["sedation"].max("time")
+                 + data["cadss"].max("time") / _pv("ratings", "cadss_perceived"))
+    expect = _pv("ratings", "placebo_mean")
+    if spec.variability:
+        expect = expect + _pv("ratings", "placebo_sd") * _noise(sc.seed, subj, (), _RATING, 1)
+    expect_da = xr.DataArray(np.asarray(expect) * np.ones(len(subj)), dims="subject")
+    placebo = expect_da * (1 + _pv("ratings", "placebo_active_gain") * perceived) * \
+        xr.DataArray(kin, dims="time")
+    improvement = _pv("ratings", "response_gain") * relative + placebo
+    trait = _trait_madrs(sc.seed, subj, spec.madrs_min, spec.variability)
+    trait_da = xr.DataArray(trait, dims="subject")
+    noise_sd = float(np.hypot(_pv("ratings", "rater_sd"), _pv("ratings", "fluctuation_sd")))
+    shape = (data.sizes["period"], data.sizes["time"] + 1)
+    eps = _noise(sc.seed, subj, shape, _RATING, 2) * noise_sd if spec.variability else 0 * \
+        _noise(sc.seed, subj, shape, _RATING, 2)
+    eps_h = _noise(sc.seed, subj, shape, _RATING, 3) * noise_sd * 0.75 if spec.variability \
+        else 0 * eps
+    out = {}
+    for scale, trait_s, e in (("madrs", trait_da, eps),
+                              ("hamd17", trait_da * _pv("ratings", "hamd_per_madrs"), eps_h)):
+        top = 60.0 if scale == "madrs" else 52.0
+        base_imp = (_pv("ratings", "response_gain")
+                    * (data["mood@baseline"] - mood0) / (1 - mood0).clip(min=0.05))
+        base = (trait_s * (1 - base_imp) + xr.DataArray(e[:, :, 0], dims=("subject", "period")))
+        score = trait_s * (1 - improvement) + xr.DataArray(e[:, :, 1:],
+                                                           dims=("subject", "period", "time"))
+        out[scale] = score.clip(0, top)
+        out[f"{scale}@baseline"] = base.clip(0, top)
+    return _endpoints(sc, data, out)
+
+
+def _endpoints(sc: Any, data: xr.Dataset, s: dict[str, xr.DataArray]) -> xr.Dataset:
+    primary = getattr(sc.outputs, "primary_scale", "madrs")
+    thr = float(getattr(sc.outputs, "response_threshold", 50.0)) / 100.0
+    remit = float(getattr(sc.outputs, "remission_madrs", 10.0))
+    p, p0 = s[primary], s[f"{primary}@baseline"]
+    response = (p <= (1 - thr) * p0).astype(float)
+    rem_thr = remit if primary == "madrs" else 7.0
+    remission = (p <= rem_thr).astype(float)
+    data = data.assign({
+        "madrs": s["madrs"].assign_attrs(unit="points"),
+        "hamd17": s["hamd17"].assign_attrs(unit="points"),
+        "madrs.change": (s["madrs"] - s["madrs@baseline"]).assign_attrs(unit="points"),
+        "hamd17.change": (s["hamd17"] - s["hamd17@baseline"]).assign_attrs(unit="points"),
+        "response": response.assign_attrs(unit="fraction"),
+        "remission": remission.assign_attrs(unit="fraction"),
+        "relapse_free": relapse_free(response).assign_attrs(unit="fraction"),
+    })
+    return data
+
+
+def relapse_free(response: xr.DataArray) -> xr.DataArray:
+    """1 while a responder has not relapsed, 0 after; NaN before a first response.
+
+    Relapse: no longer meeting the response criterion at two consecutive ratings.
+    """
+    r = response.values
+    out = np.full(r.shape, np.nan)
+    for idx in np.ndindex(r.shape[:-1]):
+        row = r[idx]
+        hits = np.flatnonzero(row > 0.5)
+        if hits.size == 0:
+            continue
+        first = hits[0]
+        out[idx][first:] = 1.0
+        for k in range(first + 1, row.size - 1):
+            if row[k] < 0.5 and row[k + 1] < 0.5:
+                out[idx][k + 1:] = 0.0
+                break
+    return xr.DataArray(out, dims=response.dims, coords=response.coords)
+
+
+def rodent_behaviour(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+    subj = data["subject"].values
+    mood = data["mood"]
+    shape = (data.sizes["period"], data.sizes["time"])
+    z = [_noise(sc.seed, subj, shape, _BEHAVIOUR, k) if spec.variability
+         else np.zeros((len(subj), *shape)) for k in range(3)]
+    dims = ("subject", "period", "time")
+    fst0 = _pv("behaviour", f"fst_healthy_{'mouse' if sc.species == 'mouse' else 'rat'}")
+    fst = fst0 * np.exp(-_pv("behaviour", "fst_gain") * (mood - 1)) + \
+        _pv("behaviour", "fst_sd") * xr.DataArray(z[0], dims=dims)
+    spt = _pv("behaviour", "spt_healthy") - _pv("behaviour", "spt_gain") * (1 - mood) + \
+        _pv("behaviour", "spt_sd") * xr.DataArray(z[1], dims=dims)
+    nsf = _pv("behaviour", "nsf_healthy") * np.exp(
+        _pv("behaviour", "nsf_gain") * (1 - mood) + _pv("behaviour", "nsf_sd")
+        * xr.DataArray(z[2], dims=dims))
+    return data.assign({
+        "fst.immobility": fst.clip(0, 240).assign_attrs(unit="s"),
+        "sucrose_preference": spt.clip(0, 100).assign_attrs(unit="%"),
+        "nsf.latency": nsf.clip(0, 600).assign_attrs(unit="s"),
+    })
+
+
+def apply(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+    """Add the measurement readouts the species has (scores or behaviour)."""
+    if sc.species == "human":
+        return human_scores(sc, data, spec)
+    return rodent_behaviour(sc, data, spec)

@@ -1,0 +1,172 @@
+"""Virtual subjects: covariates and between-subject variability.
+
+Every subject has its own random streams, derived from the scenario seed and the subject's
+global index (``SeedSequence(seed, spawn_key=(index, purpose))``), so a subset, a reordering
+or a parallel run reproduces the same subjects. Distributions (sources in
+catalog/population.toml): body weight normal, sex Bernoulli, CYP2B6 poor metaboliser
+Bernoulli, BDNF Val66Met categorical, condition severity and plasticity log-normal, PK
+clearances and volumes log-normal per compound family (enantiomers share one draw).
+"""
+
+from __future__ import annotations
+
+import tomllib
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ketasim.catalog import catalog
+from ketasim.catalog.schema import Sourced
+from ketasim.model.compile import CompiledModel
+from ketasim.model.params import mechanism_table
+
+GENOTYPES = ("val_val", "val_met", "met_met")
+KNOCKOUT_PARAMS = {
+    "glun2b_interneuron": "ko_glun2b_interneuron",
+    "glun2b_pyramidal": "ko_glun2b_pyramidal",
+    "glun2d": "ko_glun2d",
+    "glua2": "ko_glua2",
+}
+# purposes: fixed keys so adding a draw never shifts another
+_DEMOGRAPHY, _GENETICS, _DISEASE, _PK, _RATING = 1, 2, 3, 4, 5
+
+
+@lru_cache(maxsize=1)
+def population_table() -> dict[str, dict[str, Sourced]]:
+    """Population constants (catalog/population.toml): section -> name -> Sourced."""
+    text = resources.files("ketasim.catalog").joinpath("population.toml").read_text("utf-8")
+    raw = tomllib.loads(text)
+    return {sec: {k: Sourced.model_validate(v) for k, v in d.items()} for sec, d in raw.items()}
+
+
+def _pv(section: str, name: str) -> float:
+    return population_table()[section][name].value
+
+
+def rng_for(seed: int, index: int, purpose: int, extra: int = 0) -> np.random.Generator:
+    """The random stream of subject ``index`` for one ``purpose``."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index, purpose, extra)))
+
+
+def _lognormal(rng: np.random.Generator, cv: float) -> float:
+    """Log-normal factor with median 1 and coefficient of variation ``cv``."""
+    sigma = float(np.sqrt(np.log1p(cv**2)))
+    return float(np.exp(sigma * rng.standard_normal()))
+
+
+@dataclass(frozen=True)
+class PopulationSpec:
+    """What the scenario says about its subjects (all optional beyond species/condition)."""
+
+    species: str
+    condition: str
+    variability: bool = True
+    weight_mean: float | None = None
+    weight_sd: float | None = None
+    female_fraction: float | None = None
+    age_mean: float | None = None
+    age_sd: float | None = None
+    cyp2b6_poor_fraction: float | None = None
+    genotype_mix: tuple[float, float, float] | None = None
+    fh_aud_fraction: float | None = None
+    knockouts: tuple[str, ...] = ()
+    madrs_min: float | None = None
+
+
+def draw_subjects(spec: PopulationSpec, seed: int, indices: np.ndarray) -> pd.DataFrame:
+    """Covariates of the subjects with global ``indices`` (one row each)."""
+    rows = [_draw_one(spec, seed, int(i)) for i in indices]
+    return pd.DataFrame(rows, index=pd.Index(indices, name="subject"))
+
+
+def _draw_one(spec: PopulationSpec, seed: int, i: int) -> dict[str, Any]:
+    sp = catalog().species[spec.species]
+    cov = sp.covariates
+    w_mean = spec.weight_mean if spec.weight_mean is not None else cov.weight_mean.value
+    w_sd = spec.weight_sd if spec.weight_sd is not None else cov.weight_sd.value
+    fem = spec.female_fraction if spec.female_fraction is not None else cov.female_fraction.value
+    age_m = spec.age_mean if spec.age_mean is not None else (
+        cov.age_mean.value if cov.age_mean else 0.0)
+    age_s = spec.age_sd if spec.age_sd is not None else (cov.age_sd.value if cov.age_sd else 0.0)
+    pm = (spec.cyp2b6_poor_fraction if spec.cyp2b6_poor_fraction is not None
+          else _pv("human", "cyp2b6_poor_fraction")) if spec.species == "human" else 0.0
+    mix = spec.genotype_mix or ((_pv("human", "val_val"), _pv("human", "val_met"),
+                                 _pv("human", "met_met")) if spec.species == "human"
+                                else (1.0, 0.0, 0.0))
+    fh = (spec.fh_aud_fraction if spec.fh_aud_fraction is not None
+          else _pv("human", "fh_aud_fraction")) if spec.species == "human" else 0.0
+    severity = mechanism_table()["conditions"][spec.condition].value
+    row: dict[str, Any] = {"weight": w_mean, "female": float(fem >= 0.5), "age": age_m,
+                           "cyp2b6_pm": 0.0, "genotype": GENOTYPES[int(np.argmax(mix))],
+                           "fh_aud": 0.0, "severity": severity, "plasticity": 1.0}
+    if spec.variability:
+        d = rng_for(seed, i, _DEMOGRAPHY)
+        row["weight"] = float(np.clip(d.normal(w_mean, w_sd), 0.4 * w_mean, 2.5 * w_mean))
+        row["female"] = float(d.random() < fem)
+        row["age"] = float(np.clip(d.normal(age_m, age_s), 18.0, 90.0)) if age_m else 0.0
+        g = rng_for(seed, i, _GENETICS)
+        row["cyp2b6_pm"] = float(g.random() < pm)
+        row["genotype"] = GENOTYPES[int(g.choice(3, p=np.asarray(mix) / np.sum(mix)))]
+        row["fh_aud"] = float(g.random() < fh)
+        s = rng_for(seed, i, _DISEASE)
+        row["severity"] = severity * _lognormal(s, _pv("variability", "severity_cv"))
+        row["plasticity"] = _lognormal(s, _pv("variability", "plasticity_cv"))
+    if spec.species == "human":
+        height = (_pv("human", "height_female") if row["female"] else _pv("human", "height_male"))
+        if spec.variability:
+            height += _pv("human", "height_sd") * rng_for(seed, i, _DEMOGRAPHY, 1).standard_normal()
+        row["bmi"] = row["weight"] / (height / 100.0) ** 2
+    return row
+
+
+def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, spec: PopulationSpec,
+                     seed: int, overrides: dict[str, float] | None = None) -> np.ndarray:
+    """Base+derived parameters for every subject: shape (n_params, n_subjects).
+
+    Subject covariates map onto named model parameters; PK variability draws one
+    log-normal factor per compound family; ``overrides`` replace typical values by name.
+    """
+    base = model.base_parameters()
+    names = list(model.spec.parameters)
+    for k, v in (overrides or {}).items():
+        base[names.index(k)] = v
+    n = len(subjects)
+    B = np.repeat(base[:, None], n, axis=1)
+
+    def put(name: str, values: np.ndarray) -> None:
+        if name in names:
+            B[names.index(name)] = values
+
+    put("weight", subjects["weight"].to_numpy(float))
+    put("female", subjects["female"].to_numpy(float))
+    put("cyp2b6_pm", subjects["cyp2b6_pm"].to_numpy(float))
+    put("plasticity", subjects["plasticity"].to_numpy(float))
+    gen = mechanism_table()["genetics"]
+    secretion = {"val_val": 1.0, "val_met": gen["bdnf_secretion_val_met"].value,
+                 "met_met": gen["bdnf_secretion_met_met"].value}
+    put("bdnf_secretion", subjects["genotype"].map(secretion).to_numpy(float))
+    for ko in spec.knockouts:
+        put(KNOCKOUT_PARAMS[ko], np.ones(n))
+    if spec.variability:
+        _pk_variability(B, names, subjects, seed)
+    return model.complete(B)
+
+
+def _pk_variability(B: np.ndarray, names: list[str], subjects: pd.DataFrame,
+                    seed: int) -> None:
+    cat = catalog()
+    cv_cl, cv_v = _pv("variability", "pk_cl_cv"), _pv("variability", "pk_v_cv")
+    for name in names:
+        if not name.startswith(("eta_cl_", "eta_v_")):
+            continue
+        cid = name.split("_", 2)[2]
+        family = cat.drugs[cid].readout or cid
+        key = zlib.crc32(f"{family}:{name[:6]}".encode())
+        cv = cv_cl if name.startswith("eta_cl_") else cv_v
+        B[names.index(name)] = [_lognormal(rng_for(seed, int(i), _PK, key), cv)
+                                for i in subjects.index]
