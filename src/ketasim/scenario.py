@@ -664,7 +664,7 @@ class ModelOptions(_Model):
 class EngineOptions(_Model):
     """Solver choice and tolerances (relative, absolute in each state's unit)."""
 
-    method: EngineName = "reference"
+    method: EngineName = "batched"
     rtol: Num = Field(default=1e-6, gt=0, lt=1)
     atol: Num = Field(default=1e-9, gt=0)
 

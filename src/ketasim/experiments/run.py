@@ -20,7 +20,7 @@ import xarray as xr
 
 from ketasim import __version__, units
 from ketasim.catalog import catalog
-from ketasim.engine import reference
+from ketasim.engine import batched, reference
 from ketasim.experiments import measures
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
@@ -159,8 +159,9 @@ def simulate_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
     t_out, baselines = _period_times(sc, cohort)
     t_start = min(prot.first_time(), *baselines) - 1.0
     y0 = _burn_in(sc, model, P, prot, t_start)
-    traj = reference.simulate(model, P, y0, prot, t_out, t_start, rtol=sc.engine.rtol,
-                              atol=sc.engine.atol, progress=progress)
+    engine = batched if sc.engine.method == "batched" else reference
+    traj = engine.simulate(model, P, y0, prot, t_out, t_start, rtol=sc.engine.rtol,
+                           atol=sc.engine.atol, progress=progress)
     return _readouts(sc, model, P, prot, traj, t_out, cohort, baselines)
 
 
@@ -171,8 +172,9 @@ def _burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
     if not np.any(inp):  # healthy drug-free steady state is exact by construction
         return y0
     rest = Protocol(prot.n_subjects, baseline_inputs=dict(prot.baseline_inputs))
-    tr = reference.simulate(model, P, y0, rest, np.array([t_start]), t_start - BURN_IN_H,
-                            rtol=sc.engine.rtol, atol=sc.engine.atol)
+    engine = batched if sc.engine.method == "batched" else reference
+    tr = engine.simulate(model, P, y0, rest, np.array([t_start]), t_start - BURN_IN_H,
+                         rtol=sc.engine.rtol, atol=sc.engine.atol)
     out = tr.y[:, :, -1].T.copy()
     failed = tr.status != reference.OK
     out[:, failed] = y0[:, failed]  # the main run will fail and flag these subjects

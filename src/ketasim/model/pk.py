@@ -53,17 +53,17 @@ def disposition_for(drug: Drug, species: str) -> tuple[Disposition, str]:
 
 
 def absorption_for(cat: Catalog, drug: Drug, species: str, route: str) -> RouteAbsorption:
-    """Absorption parameters: this species' block, else any species', else the default."""
-    disp, _ = disposition_for(drug, species)
-    if route in disp.routes:
-        return disp.routes[route]
+    """Absorption parameters: the drug's data in this species, else the species default
+    for the route, else the drug's data in another species."""
+    if species in drug.pk and route in drug.pk[species].routes:
+        return drug.pk[species].routes[route]
+    default = cat.species[species].default_absorption.get(route)
+    if default is not None:
+        return default
     for sp in ("human", "rat", "mouse"):
         if sp in drug.pk and route in drug.pk[sp].routes:
             return drug.pk[sp].routes[route]
-    default = cat.species[species].default_absorption.get(route)
-    if default is None:
-        raise KeyError(f"{drug.id}: no absorption data for route {route} in {species}")
-    return default
+    raise KeyError(f"{drug.id}: no absorption data for route {route} in {species}")
 
 
 def add_subject_parameters(m: ModelSpec, cat: Catalog, species: str) -> None:
@@ -85,6 +85,12 @@ def add_subject_parameters(m: ModelSpec, cat: Catalog, species: str) -> None:
     m.param("k_site", math.log(2) / 0.5, "1/h",
             "intracortical depot drains into brain tissue with a 30-min half-time", "assumed",
             note="microinjection spreads over about 1 mm within an hour", group="species")
+
+
+def covariate(drug: Drug, name: str, species: str) -> Sourced | None:
+    """Covariate ``name`` of ``drug`` for ``species``: a ``<name>_<species>`` entry applies
+    to that species only and wins over a plain ``<name>`` (which applies to all)."""
+    return drug.covariates.get(f"{name}_{species}", drug.covariates.get(name))
 
 
 def _p(m: ModelSpec, name: str, s: Sourced, unit: str, group: str, scale: float = 1.0) -> str:
@@ -109,14 +115,13 @@ def add_compound(m: ModelSpec, cat: Catalog, species: str, cid: str, routes: set
             "assumed", group="subject")
     m.param(f"eta_v_{cid}", 1.0, "1", "between-subject variability (population layer)",
             "assumed", group="subject")
-    cov = drug.covariates
     sex = "1.0"
-    if "female_cl_factor" in cov:
-        _p(m, f"{cid}_fem_cl", cov["female_cl_factor"], "1", g)
+    if (fem := covariate(drug, "female_cl_factor", species)) is not None:
+        _p(m, f"{cid}_fem_cl", fem, "1", g)
         sex = f"(1 + ({cid}_fem_cl - 1) * female)"
     cyp = "1.0"
-    if "cyp2b6_poor_cl_factor" in cov:
-        _p(m, f"{cid}_pm_cl", cov["cyp2b6_poor_cl_factor"], "1", g)
+    if (pm := covariate(drug, "cyp2b6_poor_cl_factor", species)) is not None:
+        _p(m, f"{cid}_pm_cl", pm, "1", g)
         cyp = f"(1 + ({cid}_pm_cl - 1) * cyp2b6_pm)"
     wr = f"(weight / {cid}_wref)"
     m.derive(f"{cid}_CL", f"{cid}_cl_ref * {wr} ** allo_cl * eta_cl_{cid} * {sex} * {cyp}",
@@ -175,20 +180,24 @@ def add_metabolism(m: ModelSpec, cat: Catalog, species: str, cid: str,
         f = met.species_fraction.get(species, met.fraction)  # type: ignore[call-overload]
         fname = _p(m, f"{cid}_f_{met.to}", f, "1", g)
         fam = cat.drugs[met.to].readout or met.to
-        key = f"female_{fam}_formation_factor"
-        if key in drug.covariates:
-            ff = _p(m, f"{cid}_fem_f_{met.to}", drug.covariates[key], "1", g)
+        fem = covariate(drug, f"female_{fam}_formation_factor", species)
+        if fem is not None:
+            ff = _p(m, f"{cid}_fem_f_{met.to}", fem, "1", g)
             m.derive(f"{cid}_F_{met.to}", f"minimum({fname} * (1 + ({ff} - 1) * female), 0.98)",
                      "1", "formation fraction with sex covariate", g)
             fname = f"{cid}_F_{met.to}"
         formed.append(fname)
         rate = f"{fname} * {cid}_CL * {cid}_C"
         if met.transit is not None and met.transit.value > 0:
+            # transit times were measured in adults; physiological times scale as W^0.25
             _p(m, f"{cid}_mtt_{met.to}", met.transit, "h", g)
+            mtt = m.derive(f"{cid}_MTT_{met.to}",
+                           f"{cid}_mtt_{met.to} * (weight / 70.0) ** (1 - allo_cl)", "h",
+                           "individual transit time (allometric from a 70-kg adult)", g)
             tr = f"{cid}_tr_{met.to}"
-            m.state(tr, "nmol", f"{rate} - {tr} / {cid}_mtt_{met.to}",
+            m.state(tr, "nmol", f"{rate} - {tr} / {mtt}",
                     doc=f"formation transit {cid} -> {met.to}", group=g)
-            m.add_rate(f"{met.to}_c", f"{tr} / {cid}_mtt_{met.to}")
+            m.add_rate(f"{met.to}_c", f"{tr} / {mtt}")
         else:
             m.add_rate(f"{met.to}_c", rate)
     if track_elimination:

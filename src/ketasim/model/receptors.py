@@ -8,7 +8,7 @@ every class ``k`` the blocked fraction ``b`` follows
     db/dt = kon C (1 - B_k) o  -  koff b ((1 - trap) + trap o),   kon = koff / IC50_k,
     o = ud u_k + (1 - ud)
 
-where ``B_k`` sums the block of all compounds on class ``k`` (they compete for the
+(IC50 scaled from recombinant to native neurons by ``native_potency``), where ``B_k`` sums the block of all compounds on class ``k`` (they compete for the
 channel site), ``u_k`` is channel use (relative opening: interneuron use x interneuron
 activity; pyramidal use x pyramidal activity), ``ud`` the use dependence (1 open-channel
 blocker, 0 allosteric) and ``trap`` the trapped fraction (a trapped blocker leaves only
@@ -45,7 +45,8 @@ def nmda_compounds(cat: Catalog, compounds: list[str]) -> list[str]:
 
 def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
     """Block states for every NMDA-active compound, class totals and cell-level blocks."""
-    for k in ("f_int_2a", "f_int_2b", "f_int_2d", "f_pyr_2a", "f_pyr_2b", "u_int", "u_pyr"):
+    for k in ("f_int_2a", "f_int_2b", "f_int_2d", "f_pyr_2a", "f_pyr_2b", "u_int", "u_pyr",
+              "native_potency"):
         mech(m, G, k)
     for ko in ("ko_glun2b_interneuron", "ko_glun2b_pyramidal", "ko_glun2d"):
         m.param(ko, 0.0, "1", "knockout switch (scenario population.knockouts)", "assumed",
@@ -75,7 +76,7 @@ def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
         m.assign(f"B_{k}", total, "1", f"total NMDA block of class {k}", G)
         for c in active:
             o = f"({c}_ud * use_{cell} + 1 - {c}_ud)"
-            rate = (f"{c}_koff / {c}_ic50_{sub} * {c}_Cs * (1 - B_{k}) * {o}"
+            rate = (f"{c}_koff / ({c}_ic50_{sub} * native_potency) * {c}_Cs * (1 - B_{k}) * {o}"
                     f" - {c}_koff * b_{c}_{k} * (1 - {c}_trap + {c}_trap * {o})")
             m.state(f"b_{c}_{k}", "1", rate, doc=f"fraction of {k} receptors blocked by {c}",
                     group=G)
