@@ -53,6 +53,11 @@ _FIXED: tuple[Readout, ...] = (
     Readout("fst.immobility", "s", "forced swim immobility, last 4 min of 6"),
     Readout("sucrose_preference", "%", "sucrose preference"),
     Readout("nsf.latency", "s", "novelty-suppressed feeding latency"),
+    # extensions: model states behind the measurement models
+    Readout("mood", "1", "mood drive: synaptic function plus acute AMPA component (healthy 1)"),
+    Readout("synaptic_function", "1", "spine density and GluA1 combined (healthy 1)"),
+    Readout("stress_load", "1", "chronic stress / depression load"),
+    Readout("sedation", "1", "fractional GABA-A potentiation (perceived sedation)"),
 )
 
 FIXED: dict[str, Readout] = {r.name: r for r in _FIXED}

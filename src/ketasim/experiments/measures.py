@@ -103,24 +103,34 @@ def _endpoints(sc: Any, data: xr.Dataset, s: dict[str, xr.DataArray]) -> xr.Data
         "hamd17.change": (s["hamd17"] - s["hamd17@baseline"]).assign_attrs(unit="points"),
         "response": response.assign_attrs(unit="fraction"),
         "remission": remission.assign_attrs(unit="fraction"),
-        "relapse_free": relapse_free(response).assign_attrs(unit="fraction"),
+        "relapse_free": relapse_free(response, _treatment_end(sc, data)).assign_attrs(
+            unit="fraction"),
     })
     return data
 
 
-def relapse_free(response: xr.DataArray) -> xr.DataArray:
-    """1 while a responder has not relapsed, 0 after; NaN before a first response.
+def _treatment_end(sc: Any, data: xr.DataArray | xr.Dataset) -> np.ndarray:
+    """Index of the first rating at or after each (subject, period)'s last dose."""
+    last = {a.name: max(max(d.times_h()) for d in a.doses) for a in sc.arms}
+    times = data["time"].values
+    arms = data["arm"].values
+    return np.vectorize(lambda a: int(np.searchsorted(times, last[a])))(arms)
 
-    Relapse: no longer meeting the response criterion at two consecutive ratings.
+
+def relapse_free(response: xr.DataArray, start: np.ndarray | None = None) -> xr.DataArray:
+    """Among responders at the end of treatment, 1 until relapse and 0 after; NaN for the
+    others and before the end of treatment.
+
+    ``start`` (subject, period) indexes the first rating at or after the last dose;
+    relapse is no longer meeting the response criterion at two consecutive ratings.
     """
     r = response.values
     out = np.full(r.shape, np.nan)
     for idx in np.ndindex(r.shape[:-1]):
         row = r[idx]
-        hits = np.flatnonzero(row > 0.5)
-        if hits.size == 0:
+        first = 0 if start is None else int(start[idx])
+        if first >= row.size or row[first] < 0.5:
             continue
-        first = hits[0]
         out[idx][first:] = 1.0
         for k in range(first + 1, row.size - 1):
             if row[k] < 0.5 and row[k + 1] < 0.5:
