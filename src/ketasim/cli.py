@@ -1,0 +1,642 @@
+"""The ``ketasim`` command line: run scenarios, browse the drug catalog, validate the model.
+
+    ketasim run [FILE] [--out DIR] [--overwrite] [--format table|json]
+                [--subjects/--no-subjects] [--confirm-large]
+    ketasim drugs [NAME]
+    ketasim validate [--out DIR] [--case NAME]
+
+A user error (a bad scenario, an unknown drug, an output directory that is in the way) is
+one line on stderr and exit status 2, never a traceback; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sys
+import threading
+import tomllib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from ketasim import __version__
+from ketasim.errors import KetasimError, ScenarioError
+
+app = typer.Typer(
+    name="ketasim",
+    help="An in-silico laboratory for ketamine's rapid antidepressant action.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+
+SPECIES_ORDER = ("human", "rat", "mouse")
+SHOW_PROGRESS_AFTER_S = 1.0
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _fail(message: object, code: int = 2) -> typer.Exit:
+    """Print ``message`` as one line on stderr; return the Exit to raise."""
+    line = " ".join(str(message).split())
+    typer.echo(line, err=True)
+    return typer.Exit(code)
+
+
+def _console() -> Console:
+    """Console on stdout; wide when stdout is a pipe so tables are not folded."""
+    width = None if sys.stdout.isatty() else 160
+    return Console(file=sys.stdout, highlight=False, width=width)
+
+
+_HOMES = {"load_scenario": "ketasim.scenario", "default_scenario": "ketasim.scenario",
+          "run": "ketasim.experiments.run", "catalog": "ketasim.catalog"}
+
+
+def _api(name: str) -> Any:
+    """``ketasim.<name>`` from the flat API (imported when needed, so ``--help`` is fast),
+    else from the module that defines it."""
+    import ketasim
+
+    fn = getattr(ketasim, name, None)
+    return fn if fn is not None else getattr(importlib.import_module(_HOMES[name]), name)
+
+
+def _load_scenario(file: Path | None, confirm_large: bool) -> Any:
+    load_scenario = _api("load_scenario")
+    if file is None:
+        sc = _api("default_scenario")()
+        if not confirm_large:
+            return sc
+        data = sc.as_dict()
+        data.setdefault("population", {})["confirm_large"] = True
+        return load_scenario(data)
+    try:
+        return load_scenario(file)
+    except ScenarioError as exc:
+        if not (confirm_large and "confirm_large" in str(exc)):
+            raise
+    # a large population, confirmed on the command line
+    data = tomllib.loads(Path(file).read_text(encoding="utf-8"))
+    pop = data.setdefault("population", {})
+    if isinstance(pop, dict):
+        pop["confirm_large"] = True
+    return load_scenario(data)
+
+
+def _fmt(v: Any, zero: float = 0.0) -> str:
+    """A number for a table cell: about three significant digits; |v| <= ``zero`` is 0."""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if x != x:
+        return "-"
+    ax = abs(x)
+    if ax <= zero or ax == 0:
+        return "0"
+    if ax >= 1000:
+        return f"{x:.4g}" if ax < 1e5 else f"{x:.3g}"
+    if ax >= 100:
+        return f"{x:.0f}"
+    if ax >= 10:
+        return f"{x:.1f}"
+    if ax >= 1:
+        return f"{x:.2f}"
+    if ax >= 1e-3:
+        return f"{x:.3g}"
+    return f"{x:.2e}"
+
+
+def _fmt_p(v: Any) -> str:
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if x != x:
+        return "-"
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
+
+
+class _RunProgress:
+    """The ``progress(advance, total=None)`` callback for ``ketasim.run``: a rich progress
+    bar on stderr that appears only when the run has taken longer than a second."""
+
+    def __init__(self, enabled: bool, what: str = "simulating subjects") -> None:
+        self.enabled = enabled
+        self.what = what
+        self.total: int | None = None
+        self.done = 0
+        self._bar: Any = None
+        self._task: Any = None
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+
+    def __enter__(self) -> _RunProgress:
+        if self.enabled:
+            self._timer = threading.Timer(SHOW_PROGRESS_AFTER_S, self._show)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.enabled = False
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._bar is not None:
+                self._bar.stop()
+                self._bar = None
+
+    def _show(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        with self._lock:
+            if not self.enabled or self._bar is not None:
+                return
+            self._bar = Progress(SpinnerColumn(), TextColumn(self.what),
+                                 BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True),
+                                 transient=True)
+            self._task = self._bar.add_task("run", total=self.total, completed=self.done)
+            self._bar.start()
+
+    def __call__(self, advance: int = 0, total: int | None = None) -> None:
+        with self._lock:
+            if total is not None:
+                self.total = int(total)
+            self.done += int(advance or 0)
+            if self._bar is not None:
+                self._bar.update(self._task, completed=self.done, total=self.total)
+
+
+# -------------------------------------------------------------------------------- app
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ketasim {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """An in-silico laboratory for ketamine's rapid antidepressant action."""
+
+
+# -------------------------------------------------------------------------------- run
+
+
+@app.command()
+def run(
+    file: Annotated[Path | None, typer.Argument(
+        help="Scenario TOML file; none: the built-in seed crossover.",
+        show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write summary.csv, subjects.parquet, manifest.json and "
+        "report.html into this directory.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a non-empty --out.")] = False,
+    fmt: Annotated[Format, typer.Option(
+        "--format", "-f", help="stdout: a readable table, or the summary as JSON.")
+    ] = Format.table,
+    subjects: Annotated[bool | None, typer.Option(
+        "--subjects/--no-subjects", show_default=False,
+        help="Write subjects.parquet (default: when it has at most 5 million rows).")] = None,
+    confirm_large: Annotated[bool, typer.Option(
+        "--confirm-large", help="Allow more than 100000 subjects.")] = False,
+) -> None:
+    """Run a scenario and print its summary (and write the result files with --out)."""
+    try:
+        sc = _load_scenario(file, confirm_large)
+        if out is not None:
+            from ketasim.io.results import check_out_dir
+
+            check_out_dir(out, overwrite)
+        simulate = _api("run")
+        with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
+            result = simulate(sc, progress=progress)
+        written: list[Path] = []
+        if out is not None:
+            from ketasim.io.results import write_results
+
+            written = write_results(result, out, overwrite=overwrite, subjects=subjects)
+    except KetasimError as exc:
+        raise _fail(exc) from None
+
+    if fmt is Format.json:
+        from ketasim.io.results import summary_records
+
+        typer.echo(json.dumps(summary_records(result)))
+        if written:
+            typer.echo(f"wrote {len(written)} files to {out}", err=True)
+        return
+    _print_run(result, out, written)
+
+
+def _print_run(result: Any, out: Path | None, written: list[Path]) -> None:
+    con = _console()
+    sc = result.scenario
+    m = result.manifest
+    name = getattr(sc, "name", None) or "scenario"
+    con.print(f"[bold]{name}[/bold]")
+    facts = []
+    if sc is not None and hasattr(sc, "species"):
+        facts += [sc.species, sc.design.type, f"{sc.population.size} subjects"]
+        if getattr(sc.population, "condition", None):
+            facts.insert(1, sc.population.condition)
+    if "solver_status" in m:
+        facts.append("solver " + ", ".join(f"{k} {v}" for k, v in m["solver_status"].items()))
+    if isinstance(m.get("wall_time_s"), int | float):
+        facts.append(f"{m['wall_time_s']:.1f} s")
+    if "seed" in m:
+        facts.append(f"seed {m['seed']}")
+    if facts:
+        con.print(" | ".join(str(f) for f in facts), style="dim")
+    for table in _summary_tables(result, con.width):
+        con.print(table)
+    t1 = result.extra_tables.get("table1") if result.extra_tables else None
+    if t1 is not None:
+        con.print(_frame_table(t1, "Table 1: published values beside simulated ones"))
+    if written:
+        con.print(f"wrote {len(written)} files to {out}: "
+                  + ", ".join(p.name for p in written))
+
+
+def _summary_tables(result: Any, width: int = 160) -> list[Table]:
+    """One table per readout: rows = times, columns = arm (and period), then comparisons;
+    where that is wider than ``width``, rows = (time, arm) with the comparison beside."""
+    s = result.summary
+    if s is None or not len(s):
+        return []
+    tables = []
+    crossover = s["period"].nunique() > 1
+    for readout, rows in s.groupby("readout", sort=False):
+        unit = str(rows["unit"].dropna().iloc[0]) if rows["unit"].notna().any() else ""
+        title = f"{readout} ({unit})" if unit else str(readout)
+        idx = rows.set_index(["arm", "period", "time_h", "statistic"])["value"]
+        idx = idx[~idx.index.duplicated()]
+        between = rows["arm"].astype(str).str.contains(" vs ", regex=False)
+        per_arm = rows[~between]
+        level = per_arm.loc[per_arm["statistic"].isin(["mean", "fraction"]), "value"].abs().max()
+        view = _Readout(idx=idx, times=sorted(rows["time_h"].unique()),
+                        groups=list(dict.fromkeys(zip(per_arm["arm"], per_arm["period"],
+                                                      strict=True))),
+                        comps=list(dict.fromkeys(rows.loc[between, "arm"])),
+                        crossover=crossover,
+                        zero=1e-9 * float(level) if level == level else 0.0)
+        table, needed = _wide_table(title, view)
+        tables.append(table if needed <= width else _long_table(title, view))
+    return tables
+
+
+@dataclass
+class _Readout:
+    """One readout's summary, indexed by (arm, period, time_h, statistic)."""
+
+    idx: Any
+    times: list[float]
+    groups: list[tuple[str, int]]
+    comps: list[str]
+    crossover: bool
+    zero: float
+
+    def label(self, arm: str, period: int) -> str:
+        return f"{arm} P{period}" if self.crossover else str(arm)
+
+    def comparison(self, comp: str, t: float) -> str:
+        diff = self.idx.get((comp, 1, t, "difference"))
+        p = self.idx.get((comp, 1, t, "p_value"))
+        if diff is None or diff != diff:
+            return "-"
+        return f"{_fmt(diff, self.zero)} ({_fmt_p(p)})"
+
+
+def _wide_table(title: str, v: _Readout) -> tuple[Table, int]:
+    """The table and the width it needs unfolded."""
+    from ketasim.io.report import fmt_time
+
+    headers = ["time", *(v.label(a, p) for a, p in v.groups),
+               *(f"{c}: diff (p)" for c in v.comps)]
+    rows = []
+    for t in v.times:
+        cells = [fmt_time(t)]
+        cells += [_cell(v.idx, arm, period, t, v.zero) for arm, period in v.groups]
+        cells += [v.comparison(c, t) for c in v.comps]
+        rows.append(cells)
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for k, h in enumerate(headers):
+        table.add_column(h, justify="left" if k == 0 else "right", no_wrap=True)
+    for cells in rows:
+        table.add_row(*cells)
+    needed = sum(max(len(h), *(len(r[k]) for r in rows)) + 3 for k, h in enumerate(headers))
+    return table, needed
+
+
+def _long_table(title: str, v: _Readout) -> Table:
+    from ketasim.io.report import fmt_time
+
+    controls = {c.split(" vs ", 1)[1] for c in v.comps}
+    against = f"vs {next(iter(controls))}" if len(controls) == 1 else "vs control"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("time", no_wrap=True)
+    table.add_column("arm", overflow="fold")
+    table.add_column("value", justify="right", no_wrap=True)
+    if v.comps:
+        table.add_column(f"difference {against} (p)", justify="right", no_wrap=True)
+    for t in v.times:
+        for k, (arm, period) in enumerate(v.groups):
+            cells = [fmt_time(t) if k == 0 else "", v.label(arm, period),
+                     _cell(v.idx, arm, period, t, v.zero)]
+            if v.comps:
+                comp = next((c for c in v.comps if c.split(" vs ", 1)[0] == arm), None)
+                first = period == min(p for a, p in v.groups if a == arm)
+                cells.append(v.comparison(comp, t) if comp and first else "")
+            table.add_row(*cells, end_section=k == len(v.groups) - 1)
+    return table
+
+
+def _cell(idx: Any, arm: str, period: int, t: float, zero: float = 0.0) -> str:
+    frac = idx.get((arm, period, t, "fraction"))
+    if frac is not None:
+        return _fmt(frac)
+    mean = idx.get((arm, period, t, "mean"))
+    if mean is None:
+        return "-"
+    sd = idx.get((arm, period, t, "sd"))
+    if sd is None or sd != sd:
+        return _fmt(mean, zero)
+    return f"{_fmt(mean, zero)} ± {_fmt(sd, zero)}"
+
+
+def _frame_table(df: Any, title: str) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in df.columns:
+        table.add_column(str(col), justify="left" if df[col].dtype == object else "right")
+    for row in df.itertuples(index=False):
+        table.add_row(*[v if isinstance(v, str) else _fmt(v) for v in row])
+    return table
+
+
+# ------------------------------------------------------------------------------ drugs
+
+
+@app.command()
+def drugs(
+    name: Annotated[str | None, typer.Argument(
+        help="A drug id or alias: show every value with its unit, source and tag.",
+        show_default=False)] = None,
+) -> None:
+    """List the drug catalog, or show one drug in full."""
+    try:
+        cat = _api("catalog")()
+        if name is None:
+            _console().print(_drug_list(cat))
+            return
+        drug = cat.drug(name)
+    except KetasimError as exc:
+        hint = "; `ketasim drugs` lists the catalog" if name is not None else ""
+        raise _fail(f"{exc}{hint}") from None
+    _print_drug(cat, drug)
+
+
+def _routes(cat: Any, drug_id: str, species: str) -> str:
+    if species not in cat.species:
+        return "-"
+    try:
+        routes = cat.routes(drug_id, species)
+    except KetasimError:
+        return "-"
+    return ", ".join(routes) if routes else "-"
+
+
+def _one_line(text: str, limit: int = 80) -> str:
+    """The first sentence of ``text``, cut at a word boundary to at most ``limit`` chars."""
+    text = " ".join(str(text).split())
+    first = re.split(r"(?<=[a-z0-9)])\.\s+(?=[A-Z(])", text, maxsplit=1)[0].rstrip(".")
+    if len(first) <= limit:
+        return first
+    return first[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
+def _role(drug: Any) -> str:
+    if drug.role == "compound" and not drug.dosable:
+        return "metabolite"
+    return str(drug.role)
+
+
+def _drug_list(cat: Any) -> Table:
+    table = Table(title="ketasim drug catalog", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False, expand=True)
+    table.add_column("id", no_wrap=True, style="bold")
+    table.add_column("name", ratio=2)
+    table.add_column("role", no_wrap=True)
+    for sp in SPECIES_ORDER:
+        table.add_column(f"{sp} routes", ratio=2)
+    table.add_column("description", ratio=5)
+    for d in cat.drugs.values():
+        table.add_row(d.id, d.name, _role(d), *[_routes(cat, d.id, sp) for sp in SPECIES_ORDER],
+                      _one_line(d.description))
+    return table
+
+
+def _sourced_rows(obj: Any, path: str, rows: list[tuple[str, Any]]) -> None:
+    """Walk a catalog model; collect (path, Sourced) for every sourced value in it."""
+    from pydantic import BaseModel
+
+    from ketasim.catalog.schema import Sourced
+
+    if obj is None:
+        return
+    if isinstance(obj, Sourced):
+        rows.append((path, obj))
+    elif isinstance(obj, BaseModel):
+        for field in type(obj).model_fields:
+            _sourced_rows(getattr(obj, field), f"{path}.{field}" if path else field, rows)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _sourced_rows(v, f"{path}.{k}" if path else str(k), rows)
+    elif isinstance(obj, list | tuple):
+        for i, v in enumerate(obj):
+            key = getattr(v, "to", None) or i  # metabolites are named by what they form
+            _sourced_rows(v, f"{path}[{key}]", rows)
+
+
+def _value_table(title: str, rows: list[tuple[str, Any]], strip: str) -> Table:
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("unit", no_wrap=True)
+    table.add_column("tag", no_wrap=True)
+    table.add_column("source (note)", overflow="fold")
+    for path, s in rows:
+        label = path[len(strip):].lstrip(".") if strip and path.startswith(strip) else path
+        src = s.source + (f" [dim]({s.note})[/dim]" if s.note else "")
+        table.add_row(label or path, f"{s.value:g}", s.unit, s.tag, src)
+    return table
+
+
+def _print_drug(cat: Any, drug: Any) -> None:
+    from rich.markup import escape
+
+    con = _console()
+    con.print(f"[bold]{escape(drug.name)}[/bold]  [dim]id:[/dim] {drug.id}")
+    if drug.aliases:
+        con.print(f"[dim]aliases:[/dim] {escape(', '.join(drug.aliases))}")
+    role = _role(drug) + ("" if drug.dosable else " (not dosable)")
+    line = f"[dim]role:[/dim] {role}"
+    if drug.readout:
+        line += f"   [dim]readout family:[/dim] {drug.readout}"
+    con.print(line)
+    if drug.description:
+        con.print(escape(drug.description))
+    con.print("[dim]routes:[/dim] " + "; ".join(
+        f"{sp}: {_routes(cat, drug.id, sp)}" for sp in SPECIES_ORDER))
+    if drug.components:
+        con.print("[dim]components (mass fraction):[/dim] " + ", ".join(
+            f"{k} {v:g}" for k, v in drug.components.items()))
+
+    rows: list[tuple[str, Any]] = []
+    _sourced_rows(drug, "", rows)
+    sections: dict[str, list[tuple[str, Any]]] = {}
+    for path, s in rows:
+        parts = path.split(".")
+        if parts[0] == "pk" and len(parts) > 2:
+            key = f"pk.{parts[1]}"
+        elif parts[0] == "pd" and len(parts) > 2:
+            key = f"pd.{parts[1]}"
+        else:
+            key = parts[0].split("[")[0]
+        sections.setdefault(key, []).append((path, s))
+    for key, items in sections.items():
+        con.print(_value_table(escape(key), [(p, s) for p, s in items], key))
+    if drug.notes:
+        con.print("[bold]notes[/bold]")
+        for n in drug.notes:
+            con.print(f"- {escape(n)}")
+
+
+# --------------------------------------------------------------------------- validate
+
+
+@app.command()
+def validate(
+    out: Annotated[Path | None, typer.Option(
+        "--out", "-o", help="Write validation.csv into this directory.")] = None,
+    case: Annotated[str | None, typer.Option("--case", help="Run only this case.")] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace a non-empty --out.")] = False,
+) -> None:
+    """Compare the model with published results; exit 1 if any case fails."""
+    try:
+        validation = importlib.import_module("ketasim.analysis.validate")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("ketasim.analysis.validate", "ketasim.analysis"):
+            raise
+        typer.echo("no validation cases yet")
+        return
+    if not hasattr(validation, "run_validation"):
+        typer.echo("no validation cases yet")
+        return
+    try:
+        if out is not None:
+            from ketasim.io.results import check_out_dir
+
+            check_out_dir(out, overwrite)
+        table = _run_validation(validation.run_validation, case)
+    except KetasimError as exc:
+        raise _fail(exc) from None
+    if table is None or not len(table):
+        typer.echo("no validation cases yet")
+        return
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out / "validation.csv", index=False)
+    _console().print(_validation_table(table))
+    passed = table["passed"].astype(bool) if "passed" in table else None
+    n_fail = int((~passed).sum()) if passed is not None else 0
+    summary = f"{len(table) - n_fail} of {len(table)} cases passed"
+    typer.echo(summary)
+    if n_fail:
+        raise typer.Exit(1)
+
+
+def _run_validation(fn: Any, case: str | None) -> Any:
+    import inspect
+
+    params = inspect.signature(fn).parameters
+    kwargs: dict[str, Any] = {}
+    if case is not None and "case" in params:
+        kwargs["case"] = case
+    elif case is not None and "cases" in params:
+        kwargs["cases"] = [case]
+    with _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
+        if "progress" in params:
+            kwargs["progress"] = bar
+        table = fn(**kwargs)
+    if case is not None and table is not None and "case" in table:
+        chosen = table[table["case"].astype(str) == case]
+        if not len(chosen):
+            known = ", ".join(dict.fromkeys(table["case"].astype(str)))
+            raise KetasimError(f'--case: "{case}" is not a validation case; '
+                               f"use one of: {known}")
+        table = chosen
+    return table
+
+
+def _validation_table(df: Any) -> Table:
+    table = Table(title="validation against published results", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in df.columns:
+        table.add_column(str(col), overflow="fold")
+    for row in df.to_dict(orient="records"):
+        cells = []
+        for col in df.columns:
+            v = row[col]
+            if col == "passed":
+                cells.append("[green]pass[/green]" if bool(v) else "[red]FAIL[/red]")
+            else:
+                cells.append(v if isinstance(v, str) else _fmt(v))
+        table.add_row(*cells)
+    return table
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    """Entry point of the ``ketasim`` script."""
+    try:
+        app()
+    except KetasimError as exc:  # a user error that escaped a command: still one line
+        typer.echo(" ".join(str(exc).split()), err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,542 @@
+"""``report.html``: one self-contained page a person can read after a run.
+
+The page holds the scenario (species, design, arms), the run's facts from the manifest,
+figures (matplotlib, embedded as base64 PNG; drawn with the Agg canvas directly so the
+caller's pyplot backend is never touched), the summary table and any extra tables of the
+result (``table1``, ``scorecard``, ...).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import warnings
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ketasim.readouts import FIXED
+from ketasim.result import RunResult
+
+__all__ = ["fmt_time", "render_report"]
+
+CONTINUOUS_STATS = ["mean", "sd", "median", "p05", "p95"]
+BETWEEN_STATS = ["difference", "cohens_d", "p_value"]
+DAYS_AFTER_H = 72.0  # follow-up longer than this: a log-like time axis labelled in days
+_EXTRA_TITLES = {
+    "table1": "Table 1: published values beside simulated ones",
+    "scorecard": "Scorecard",
+}
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1200px; padding: 0 1em; color: #222; line-height: 1.4; }
+h1 { margin-bottom: 0.1em; } h1 + p { margin-top: 0; color: #555; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.8em; }
+table.tbl { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em 0; }
+table.tbl th, table.tbl td { border: 1px solid #ddd; padding: 0.2em 0.6em; text-align: right; }
+table.tbl th { background: #f3f3f3; }
+table.tbl td:first-child, table.tbl th:first-child { text-align: left; }
+figure { margin: 1em 0; } figure img { max-width: 100%; }
+figcaption { font-size: 0.9em; color: #444; }
+.muted { color: #666; font-size: 0.9em; }
+pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
+"""
+
+
+# ------------------------------------------------------------------------- formatting
+
+
+def fmt_time(hours: float) -> str:
+    """A time in hours the way a protocol writes it: ``40 min``, ``6 h``, ``7 d``."""
+    h = float(hours)
+    if not math.isfinite(h):
+        return str(h)
+    if h == 0:
+        return "0 h"
+    minutes = h * 60.0
+    if abs(h) < 4 and abs(minutes - round(minutes)) < 1e-6 and abs(h) != round(abs(h)):
+        return f"{round(minutes):g} min"
+    if abs(h) >= 24 and abs(h / 24 - round(h / 24)) < 1e-9:
+        return f"{round(h / 24):g} d"
+    return f"{h:.4g} h"
+
+
+def _num(v: Any, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return "yes" if v else "no"
+    if isinstance(v, int | np.integer):
+        return str(int(v))
+    if isinstance(v, float | np.floating):
+        return f"{float(v):.{digits}g}"
+    return str(v)
+
+
+def _pvalue(v: Any) -> str:
+    if v is None or not isinstance(v, float | np.floating) or not math.isfinite(v):
+        return ""
+    return "<0.001" if v < 0.001 else f"{float(v):.3f}"
+
+
+def _esc(v: Any) -> str:
+    return html.escape(str(v))
+
+
+def _table(df: pd.DataFrame) -> str:
+    """An HTML table of ``df`` (index dropped), cells formatted for reading."""
+    shown = df.copy()
+    for col in shown.columns:
+        if col == "p_value":
+            shown[col] = [_pvalue(v) for v in shown[col]]
+        else:
+            shown[col] = [_num(v) if not isinstance(v, str) else v for v in shown[col]]
+    return str(shown.to_html(index=False, classes="tbl", border=0, na_rep="", escape=True))
+
+
+# ------------------------------------------------------------------- scenario details
+
+
+def _scenario_dict(result: RunResult) -> dict[str, Any]:
+    sc = result.scenario
+    if sc is not None and hasattr(sc, "as_dict"):
+        return dict(sc.as_dict())
+    if sc is not None and hasattr(sc, "model_dump"):
+        return dict(sc.model_dump(mode="json"))
+    if isinstance(sc, dict):
+        return sc
+    m = result.manifest.get("scenario")
+    return m if isinstance(m, dict) else {}
+
+
+def _dose_text(d: dict[str, Any]) -> str:
+    parts = [str(d.get("drug", "?")), str(d.get("amount", "")), str(d.get("route", ""))]
+    if d.get("duration"):
+        parts.append(f"over {d['duration']}")
+    if d.get("at"):
+        parts.append("at " + ", ".join(str(t) for t in d["at"]))
+    elif d.get("every"):
+        parts.append(f"every {d['every']} x {d.get('count', '?')}")
+    return " ".join(p for p in parts if p)
+
+
+def _scenario_section(sc: dict[str, Any]) -> str:
+    pop = sc.get("population") or {}
+    design = sc.get("design") or {}
+    facts: list[tuple[str, Any]] = [
+        ("species", sc.get("species")),
+        ("condition", pop.get("condition")),
+        ("subjects", pop.get("size")),
+        ("variability", pop.get("variability")),
+        ("design", design.get("type")),
+    ]
+    for key in ("washout", "period_length", "follow_up"):
+        if design.get(key):
+            facts.append((key.replace("_", " "), design[key]))
+    if pop.get("knockouts"):
+        facts.append(("knockouts", ", ".join(pop["knockouts"])))
+    outputs = sc.get("outputs") or {}
+    if outputs.get("times"):
+        facts.append(("output times", ", ".join(str(t) for t in outputs["times"])))
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_num(v))}</td></tr>"
+                   for k, v in facts if v is not None and v != "")
+    out = [f'<table class="tbl">{rows}</table>']
+    arms = sc.get("arms") or []
+    if arms:
+        arm_rows = "".join(
+            f"<tr><td>{_esc(a.get('name', ''))}</td><td>"
+            + "<br>".join(_esc(_dose_text(d)) for d in a.get("doses", []))
+            + "</td></tr>"
+            for a in arms)
+        out.append('<table class="tbl"><tr><th>arm</th><th>doses</th></tr>'
+                   f"{arm_rows}</table>")
+    return "\n".join(out)
+
+
+def _manifest_section(manifest: dict[str, Any]) -> str:
+    known = [("ketasim_version", "ketasim version"), ("seed", "seed"), ("engine", "engine"),
+             ("wall_time_s", "wall time (s)"), ("subjects", "subjects simulated"),
+             ("solver_status", "solver status"), ("subjects_parquet", "subjects.parquet")]
+    rows: list[tuple[str, str]] = []
+    for key, label in known:
+        if key in manifest:
+            rows.append((label, _fact(manifest[key])))
+    for key, value in manifest.items():
+        if key in {k for k, _ in known} or key in ("scenario", "files"):
+            continue
+        rows.append((key.replace("_", " "), _fact(value)))
+    if not rows:
+        return '<p class="muted">No manifest.</p>'
+    body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    return f'<table class="tbl">{body}</table>'
+
+
+def _fact(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_num(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(_num(v) for v in value)
+    return _num(value)
+
+
+# ----------------------------------------------------------------------- the series
+
+
+def _is_between(arm: Any) -> bool:
+    return " vs " in str(arm)
+
+
+def _unit(result: RunResult, readout: str) -> str:
+    if readout in result.data:
+        u = result.data[readout].attrs.get("unit")
+        if u:
+            return str(u)
+    s = result.summary
+    if "unit" in s.columns:
+        units = s.loc[s["readout"] == readout, "unit"].dropna()
+        if len(units):
+            return str(units.iloc[0])
+    return FIXED[readout].unit if readout in FIXED else ""
+
+
+def _is_fraction(result: RunResult, readout: str) -> bool:
+    if readout in FIXED:
+        return FIXED[readout].kind == "fraction"
+    s = result.summary
+    return bool(((s["readout"] == readout) & (s["statistic"] == "fraction")).any())
+
+
+def _series(result: RunResult, readout: str) -> dict[tuple[str, int], pd.DataFrame]:
+    """Per (arm, period): a frame indexed by time_h with the statistics as columns."""
+    s = result.summary
+    rows = s[(s["readout"] == readout) & ~s["arm"].map(_is_between)]
+    out: dict[tuple[str, int], pd.DataFrame] = {}
+    if len(rows):
+        for (arm, period), g in rows.groupby(["arm", "period"], sort=False):
+            wide = g.pivot_table(index="time_h", columns="statistic", values="value",
+                                 aggfunc="first")
+            out[(str(arm), int(period))] = wide.sort_index()
+        return out
+    return _series_from_data(result, readout)
+
+
+def _series_from_data(result: RunResult, readout: str) -> dict[tuple[str, int], pd.DataFrame]:
+    data = result.data
+    if readout not in data:
+        return {}
+    vals = np.asarray(data[readout].values, dtype=float)
+    arms = np.asarray(data["arm"].values) if "arm" in data.coords or "arm" in data else None
+    ok = (np.asarray(data["status"].values) == "ok") if "status" in data else None
+    times = np.asarray(data["time"].values, dtype=float)
+    fraction = _is_fraction(result, readout)
+    out: dict[tuple[str, int], pd.DataFrame] = {}
+    for p_idx, period in enumerate(np.asarray(data["period"].values)):
+        names = ["all"] if arms is None else list(dict.fromkeys(arms[:, p_idx].tolist()))
+        for arm in names:
+            sel = np.ones(vals.shape[0], bool) if arms is None else arms[:, p_idx] == arm
+            if ok is not None:
+                sel &= ok
+            v = vals[sel, p_idx, :]
+            if v.shape[0] == 0:
+                continue
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if fraction:
+                    cols = {"fraction": np.nanmean(v, axis=0)}
+                else:
+                    cols = {"mean": np.nanmean(v, axis=0), "sd": np.nanstd(v, axis=0, ddof=1),
+                            "p05": np.nanpercentile(v, 5, axis=0),
+                            "p95": np.nanpercentile(v, 95, axis=0)}
+            out[(str(arm), int(period))] = pd.DataFrame(cols, index=pd.Index(times, name="time_h"))
+    return out
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _png(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _new_figure(n_panels: int, ncols: int = 3, w: float = 4.3, h: float = 3.1) -> tuple[Any, list]:
+    from matplotlib.figure import Figure
+
+    ncols = max(1, min(ncols, n_panels))
+    nrows = math.ceil(n_panels / ncols)
+    fig = Figure(figsize=(w * ncols, h * nrows), layout="constrained")
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n_panels)]
+    return fig, axes
+
+
+def _time_axis(ax: Any, tmin: float, tmax: float, repeated: bool = False) -> str:
+    """Set up the x axis; return its description for the caption.
+
+    Follow-up up to 3 days: linear, in hours. Longer: linear in days for repeated dosing
+    (so every dose has its place), else logarithmic (symmetric-log, linear below 1 h, when
+    there are times at or before the dose), labelled in min, h and d.
+    """
+    if tmax <= DAYS_AFTER_H:
+        ax.set_xlabel("time after first dose (h)" if repeated else "time after dose (h)")
+        return "time in hours"
+    if repeated:
+        span_d = (tmax - min(tmin, 0.0)) / 24.0
+        step = next((s for s in (1, 2, 7, 14, 28, 56) if span_d / s <= 10), 91)
+        first = math.floor(min(tmin, 0.0) / 24.0 / step) * step
+        days = np.arange(first, tmax / 24.0 + step, step)
+        ax.set_xticks(days * 24.0)
+        ax.set_xticklabels([f"{d:g}" for d in days], fontsize=8)
+        ax.set_xlim(min(tmin, 0.0) - 0.02 * span_d * 24, tmax + 0.02 * span_d * 24)
+        ax.set_xlabel("time after first dose (d)")
+        return "time in days"
+    if tmin > 0:
+        ax.set_xscale("log")
+        ax.set_xlim(tmin / 1.3, tmax * 1.3)
+        note = "logarithmic time axis"
+    else:
+        ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+        ax.set_xlim(tmin - 0.1, tmax * 1.3)
+        note = "logarithmic time axis (linear below 1 h)"
+    marks = [0, 0.5, 1, 4, 24, 72, 168, 336, 672, 1344, 2688, 5376, 8760]
+    lo = tmin if tmin <= 0 else tmin / 1.3
+    ticks = [t for t in marks if lo <= t <= tmax * 1.3]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([fmt_time(t) for t in ticks], fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlabel("time after dose")
+    return note
+
+
+def _repeated(result: RunResult) -> bool:
+    """True when some arm gives a drug more than once (a regimen, not a single dose)."""
+    for arm in _scenario_dict(result).get("arms") or []:
+        for d in arm.get("doses") or []:
+            if len(d.get("at") or []) > 1 or int(d.get("count") or 1) > 1:
+                return True
+    return False
+
+
+def _label(arm: str, period: int, crossover: bool) -> str:
+    return f"{arm} (period {period})" if crossover else arm
+
+
+def _crossover(result: RunResult) -> bool:
+    return "period" in result.data.dims and result.data.sizes["period"] > 1
+
+
+def _styles(keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    arms = list(dict.fromkeys(a for a, _ in keys))
+    out = {}
+    for a, p in keys:
+        out[(a, p)] = {"color": cmap(arms.index(a) % 10),
+                       "linestyle": "-" if p == 1 else ("--" if p == 2 else ":")}
+    return out
+
+
+def _pk_figure(result: RunResult, readouts: list[str]) -> str:
+    """Concentration-time: plasma.* in one panel, brain.* in another."""
+    from matplotlib import colormaps
+
+    groups = [(p, [r for r in readouts if r.startswith(p + ".")]) for p in ("plasma", "brain")]
+    groups = [(p, rs) for p, rs in groups if rs]
+    if not groups:
+        return ""
+    fig, axes = _new_figure(len(groups), ncols=2, w=6.0, h=4.0)
+    cross = _crossover(result)
+    repeated = _repeated(result)
+    cmap = colormaps["tab10"]
+    axis_note = ""
+    drawn = False
+    for ax, (prefix, rs) in zip(axes, groups, strict=True):
+        tmin, tmax = math.inf, -math.inf
+        series = {r: _series(result, r) for r in rs}
+        combos = list(dict.fromkeys(key for ss in series.values() for key in ss))
+        by_arm = _styles(combos)
+        peak = max((float(np.nanmax(np.abs(df["mean"].to_numpy(float)), initial=0.0))
+                    for ss in series.values() for df in ss.values() if "mean" in df),
+                   default=0.0)
+        for i, r in enumerate(rs):
+            for key, df in series[r].items():
+                if "mean" not in df or peak == 0:
+                    continue
+                if not np.any(np.nan_to_num(np.abs(df["mean"].to_numpy(float))) > 1e-6 * peak):
+                    continue  # a vehicle arm (or mere carry-over traces) has nothing to show
+                t = df.index.to_numpy(float)
+                tmin, tmax = min(tmin, t.min()), max(tmax, t.max())
+                if len(rs) == 1:  # one analyte: a colour per arm, as in the other figures
+                    style = by_arm[key]
+                    label = _label(*key, cross)
+                else:  # a colour per analyte, a line style per arm and period
+                    style = {"color": cmap(i % 10),
+                             "linestyle": ["-", "--", ":", "-."][combos.index(key) % 4]}
+                    label = f"{r.split('.', 1)[1]}: {_label(*key, cross)}"
+                ax.plot(t, df["mean"], marker="o", markersize=3, label=label, **style)
+                if "p05" in df and "p95" in df:
+                    ax.fill_between(t, df["p05"], df["p95"], color=style["color"], alpha=0.15,
+                                    linewidth=0)
+                drawn = True
+        unit = _unit(result, rs[0])
+        where = "plasma (total)" if prefix == "plasma" else "brain (unbound)"
+        ax.set_title(f"{where}: {rs[0].split('.', 1)[1]}" if len(rs) == 1 else where)
+        ax.set_ylabel(unit)
+        ax.set_ylim(bottom=0)
+        if math.isfinite(tmax):
+            axis_note = _time_axis(ax, tmin, tmax, repeated)
+            ax.legend(fontsize=7)
+    if not drawn:
+        return ""
+    caption = ("Concentration-time profiles: mean per arm (lines) with the 5th-95th "
+               f"percentile band; plasma in ng/mL, brain in uM; {axis_note}.")
+    return _figure_html(fig, caption)
+
+
+def _panel_figure(result: RunResult, readouts: list[str], caption: str) -> str:
+    if not readouts:
+        return ""
+    fig, axes = _new_figure(len(readouts))
+    cross = _crossover(result)
+    repeated = _repeated(result)
+    handles: dict[str, Any] = {}
+    axis_note = ""
+    for ax, r in zip(axes, readouts, strict=True):
+        series = _series(result, r)
+        styles = _styles(series.keys())
+        fraction = _is_fraction(result, r)
+        tmin, tmax = math.inf, -math.inf
+        for key, df in series.items():
+            col = "fraction" if fraction and "fraction" in df else "mean"
+            if col not in df:
+                continue
+            t = df.index.to_numpy(float)
+            tmin, tmax = min(tmin, t.min()), max(tmax, t.max())
+            st = styles[key]
+            (line,) = ax.plot(t, df[col], marker="o", markersize=3, **st)
+            if not fraction and "sd" in df:
+                ax.fill_between(t, df["mean"] - df["sd"], df["mean"] + df["sd"],
+                                color=st["color"], alpha=0.15, linewidth=0)
+            handles.setdefault(_label(*key, cross), line)
+        ax.set_title(r, fontsize=10)
+        unit = _unit(result, r)
+        ax.set_ylabel(unit if not fraction else "fraction of subjects", fontsize=8)
+        if fraction:
+            ax.set_ylim(-0.02, 1.02)
+        if math.isfinite(tmax):
+            axis_note = _time_axis(ax, tmin, tmax, repeated)
+    if handles:
+        fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
+                   ncols=min(4, len(handles)), fontsize=8)
+    return _figure_html(fig, f"{caption}; {axis_note}." if axis_note else caption + ".")
+
+
+def _figure_html(fig: Any, caption: str) -> str:
+    return (f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{_png(fig)}">'
+            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+
+
+# -------------------------------------------------------------------------- tables
+
+
+def _summary_tables(result: RunResult) -> str:
+    s = result.summary
+    if s is None or not len(s):
+        return '<p class="muted">The summary is empty.</p>'
+    between = s["arm"].map(_is_between)
+    parts = []
+    per_arm = s[~between]
+    if len(per_arm):
+        wide = per_arm.pivot_table(index=["readout", "unit", "arm", "period", "time_h"],
+                                   columns="statistic", values="value", aggfunc="first",
+                                   sort=False)
+        n = per_arm.groupby(["readout", "unit", "arm", "period", "time_h"], sort=False)["n"].max()
+        wide = wide.join(n)
+        cols = [c for c in ["n", *CONTINUOUS_STATS, "fraction"] if c in wide.columns]
+        wide = wide[cols].reset_index()
+        wide["time"] = [fmt_time(t) for t in wide.pop("time_h")]
+        wide = wide[["readout", "unit", "arm", "period", "time", *cols]]
+        parts.append("<h3>Per arm</h3>" + _table(wide))
+    comp = s[between]
+    if len(comp):
+        wide = comp.pivot_table(index=["readout", "unit", "arm", "time_h"], columns="statistic",
+                                values="value", aggfunc="first", sort=False)
+        n = comp.groupby(["readout", "unit", "arm", "time_h"], sort=False)["n"].max()
+        wide = wide.join(n)
+        cols = [c for c in ["n", *BETWEEN_STATS] if c in wide.columns]
+        wide = wide[cols].reset_index().rename(columns={"arm": "comparison"})
+        wide["time"] = [fmt_time(t) for t in wide.pop("time_h")]
+        wide = wide[["readout", "unit", "comparison", "time", *cols]]
+        parts.append("<h3>Between arms</h3><p class=\"muted\">difference = active - control; "
+                     "Cohen's d; p from a Welch t-test (parallel) or a paired t-test "
+                     "(crossover).</p>" + _table(wide))
+    return "\n".join(parts)
+
+
+def _extra_tables(result: RunResult) -> str:
+    parts = []
+    for name, table in result.extra_tables.items():
+        title = _EXTRA_TITLES.get(name, str(name).replace("_", " "))
+        parts.append(f"<h2>{_esc(title)}</h2>" + _table(pd.DataFrame(table)))
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------- page
+
+
+def render_report(result: RunResult) -> str:
+    """The HTML page for ``result``: self-contained (figures inline), no external assets."""
+    sc = _scenario_dict(result)
+    name = sc.get("name") or "ketasim run"
+    readouts = [r for r in result.readouts]
+    for r in result.summary["readout"].unique() if len(result.summary) else []:
+        if r not in readouts:
+            readouts.append(str(r))
+    pk = [r for r in readouts if r.split(".", 1)[0] in ("plasma", "brain")]
+    fractions = [r for r in readouts if r not in pk and _is_fraction(result, r)]
+    others = [r for r in readouts if r not in pk and r not in fractions]
+
+    figures = [
+        _pk_figure(result, pk),
+        _panel_figure(result, others, "Mean per arm (lines) with a band of +/- 1 SD; "
+                      "each panel in its readout's unit"),
+        _panel_figure(result, fractions, "Fraction of subjects meeting each definition "
+                      "(response, remission, relapse-free)"),
+    ]
+    figures_html = "\n".join(f for f in figures if f) or '<p class="muted">Nothing to plot.</p>'
+    version = result.manifest.get("ketasim_version", "")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    scenario_json = html.escape(json.dumps(sc, indent=2, default=str))
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>ketasim: {_esc(name)}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<h1>{_esc(name)}</h1>
+<p>ketasim {_esc(version)} simulation report, {when}</p>
+<h2>Scenario</h2>
+{_scenario_section(sc)}
+<h2>Run</h2>
+{_manifest_section(result.manifest)}
+<h2>Figures</h2>
+{figures_html}
+{_extra_tables(result)}
+<h2>Summary</h2>
+<p class="muted">Statistics over subjects whose integration succeeded (n); times from the
+start of each period's first active dose.</p>
+{_summary_tables(result)}
+<details><summary>Scenario as run (JSON)</summary><pre>{scenario_json}</pre></details>
+</body>
+</html>
+"""

@@ -1,0 +1,366 @@
+"""The ``ketasim`` command line: run, drugs, validate; user errors are one line, exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import ketasim
+from ketasim.cli import app
+from ketasim.errors import SimulationError
+from ketasim.result import SUMMARY_COLUMNS
+
+CONTRACT_DRUGS = ["ketamine", "esketamine", "arketamine", "norketamine", "hnk_2r6r",
+                  "memantine", "lanicemine", "mk801", "ro25_6981", "traxoprodil", "nbqx",
+                  "rapamycin", "ana12", "nifedipine", "bdnf_antibody", "midazolam", "saline",
+                  "escitalopram"]
+CONTRACT_FILES = {"summary.csv", "subjects.parquet", "manifest.json", "report.html"}
+
+SMALL = """
+name = "small parallel test"
+species = "human"
+seed = 7
+
+[population]
+size = 4
+condition = "trd"
+
+[design]
+type = "parallel"
+
+[[arms]]
+name = "ketamine"
+  [[arms.doses]]
+  drug = "ketamine"
+  amount = "0.5 mg/kg"
+  route = "iv_infusion"
+  duration = "40 min"
+  at = ["0 h"]
+
+[[arms]]
+name = "saline"
+  [[arms.doses]]
+  drug = "saline"
+  amount = "0 mg/kg"
+  route = "iv_infusion"
+  duration = "40 min"
+  at = ["0 h"]
+
+[outputs]
+times = ["40 min", "4 h", "1 d"]
+readouts = ["plasma.ketamine", "madrs", "response"]
+"""
+
+runner = CliRunner()
+
+
+def lines(text: str) -> list[str]:
+    return [ln for ln in text.splitlines() if ln.strip()]
+
+
+def flat(text: str) -> str:
+    """Output with whitespace collapsed (table cells may wrap)."""
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def small(tmp_path: Path) -> Path:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    return path
+
+
+@pytest.fixture
+def bad(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.toml"
+    path.write_text(SMALL.replace('amount = "0.5 mg/kg"', 'amount = "0.5 kg"'))
+    return path
+
+
+# ------------------------------------------------------------------------------ basics
+
+
+def test_version() -> None:
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0
+    assert ketasim.__version__ in res.stdout
+
+
+def test_help_lists_commands() -> None:
+    res = runner.invoke(app, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("run", "drugs", "validate"):
+        assert cmd in res.stdout
+
+
+# ------------------------------------------------------------------------------- drugs
+
+
+def test_drugs_lists_every_contract_drug() -> None:
+    res = runner.invoke(app, ["drugs"])
+    assert res.exit_code == 0, res.output
+    ids = {ln.split()[0] for ln in lines(res.stdout)}
+    missing = [d for d in CONTRACT_DRUGS if d not in ids]
+    assert not missing
+    assert "iv_infusion" in res.stdout and "intranasal" in res.stdout
+
+
+def test_drug_by_alias_shows_values_with_sources() -> None:
+    res = runner.invoke(app, ["drugs", "dizocilpine"])
+    assert res.exit_code == 0, res.output
+    text = flat(res.stdout)
+    assert "mk801" in text and "MK-801" in text
+    cat = ketasim.catalog() if hasattr(ketasim, "catalog") else None
+    assert cat is not None
+    drug = cat.drug("mk801")
+    # every section and a sample of values, units, tags and sources
+    for section in ("molecular_weight", "pk.rat", "pk.mouse", "pd.nmda"):
+        assert section in text, section
+    cl = drug.pk["rat"].cl
+    assert f"{cl.value:g}" in text and cl.unit in text and cl.tag in text
+    assert " ".join(cl.source.split()[:4]) in text
+    ic50 = drug.pd.nmda.ic50_glun2b
+    assert "ic50_glun2b" in text and ic50.tag in text
+    assert "routes.ip.ka" in text
+
+
+def test_mixture_shows_components() -> None:
+    res = runner.invoke(app, ["drugs", "ketamine"])
+    assert res.exit_code == 0
+    assert "esketamine 0.5" in res.stdout and "arketamine 0.5" in res.stdout
+
+
+def test_unknown_drug_is_one_line_exit_2() -> None:
+    res = runner.invoke(app, ["drugs", "unobtainium"])
+    assert res.exit_code == 2
+    assert res.stdout == ""
+    assert len(lines(res.stderr)) == 1
+    assert "unobtainium" in res.stderr
+    assert "Traceback" not in res.output
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_bad_scenario_exit_2_one_line_nothing_written(bad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", str(bad), "--out", str(out)])
+    assert res.exit_code == 2
+    err = lines(res.stderr)
+    assert len(err) == 1
+    assert "arms[0].doses[0].amount" in err[0] and "0.5 kg" in err[0]
+    assert "mg/kg" in err[0]
+    assert res.stdout == ""
+    assert not out.exists()
+
+
+def test_bad_scenario_json_format_too(bad: Path) -> None:
+    res = runner.invoke(app, ["run", str(bad), "--format", "json"])
+    assert res.exit_code == 2
+    assert res.stdout == ""
+    assert len(lines(res.stderr)) == 1
+
+
+def test_missing_file_is_one_line(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["run", str(tmp_path / "nope.toml")])
+    assert res.exit_code == 2
+    assert len(lines(res.stderr)) == 1 and "nope.toml" in res.stderr
+
+
+def test_existing_out_dir_refused_before_running(small: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("keep")
+
+    def no_run(*a: object, **k: object) -> None:
+        raise AssertionError("must not simulate")
+
+    monkeypatch.setattr(ketasim, "run", no_run)
+    res = runner.invoke(app, ["run", str(small), "--out", str(out)])
+    assert res.exit_code == 2
+    assert lines(res.stderr) == [f"{out} exists; use --overwrite"]
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_simulation_error_is_one_line(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*a: object, **k: object) -> None:
+        raise SimulationError("the solver gave up\non every subject")
+
+    monkeypatch.setattr(ketasim, "run", failing)
+    res = runner.invoke(app, ["run", str(small)])
+    assert res.exit_code == 2
+    assert lines(res.stderr) == ["the solver gave up on every subject"]
+
+
+def test_entry_point_exit_status(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "ketasim.cli", "drugs", "unobtainium"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(lines(proc.stderr)) == 1 and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+# ---------------------------------------------------------------------------------- run
+
+
+def test_run_json_is_only_json(small: Path) -> None:
+    res = runner.invoke(app, ["run", str(small), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    records = json.loads(res.stdout)
+    assert records and all(list(r) == SUMMARY_COLUMNS for r in records)
+    assert {r["readout"] for r in records} == {"plasma.ketamine", "madrs", "response"}
+    assert {"mean", "sd", "fraction"} <= {r["statistic"] for r in records}
+    assert any(r["arm"] == "ketamine vs saline" for r in records)
+
+
+def test_run_writes_contract_files(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", str(small), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert {p.name for p in out.iterdir()} >= CONTRACT_FILES
+    summary = pd.read_csv(out / "summary.csv")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["seed"] == 7 and "solver_status" in manifest
+    assert "madrs" in res.stdout and "plasma.ketamine" in res.stdout
+
+    # again: refused, then replaced with --overwrite and without subjects
+    res = runner.invoke(app, ["run", str(small), "--out", str(out)])
+    assert res.exit_code == 2 and len(lines(res.stderr)) == 1
+    res = runner.invoke(app, ["run", str(small), "--out", str(out), "--overwrite",
+                              "--no-subjects"])
+    assert res.exit_code == 0, res.output
+    names = {p.name for p in out.iterdir()}
+    assert "subjects.parquet" not in names and "summary.csv" in names
+
+
+def test_run_without_out_writes_nothing(small: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["run", str(small)])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
+    assert "response" in res.stdout and "madrs" in res.stdout
+
+
+def test_run_prints_table1_when_present(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = ketasim.run
+
+    def with_table1(sc: object, progress: object = None) -> object:
+        result = real(sc, progress=progress)
+        result.extra_tables["table1"] = pd.DataFrame({"time": ["40 min"], "published": [21.5],
+                                                      "simulated": [20.25]})
+        return result
+
+    monkeypatch.setattr(ketasim, "run", with_table1)
+    res = runner.invoke(app, ["run", str(small)])
+    assert res.exit_code == 0, res.output
+    assert "Table 1" in res.stdout and "21.5" in res.stdout
+
+
+def test_progress_callback_protocol(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int | None]] = []
+    real = ketasim.run
+
+    def spy(sc: object, progress: object = None) -> object:
+        assert callable(progress)
+        progress(0, total=8)
+        progress(3)
+        calls.append((progress.done, progress.total))  # type: ignore[attr-defined]
+        return real(sc)
+
+    monkeypatch.setattr(ketasim, "run", spy)
+    res = runner.invoke(app, ["run", str(small), "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert calls == [(3, 8)]
+    json.loads(res.stdout)
+
+
+# ----------------------------------------------------------------------------- validate
+
+
+def _fake_validation(monkeypatch: pytest.MonkeyPatch, passed: list[bool]) -> None:
+    module = types.ModuleType("ketasim.analysis.validate")
+
+    def run_validation(names: object = None, progress: object = None, *,
+                       case: str | None = None) -> pd.DataFrame:
+        assert callable(progress)
+        progress(0, total=1)
+        table = pd.DataFrame({"case": [f"case{i}" for i in range(len(passed))],
+                              "source": ["Zarate 2006"] * len(passed),
+                              "expected": ["25-85 %"] * len(passed),
+                              "simulated": [0.5] * len(passed), "passed": passed})
+        progress(1)
+        return table if case is None else table[table["case"] == case]
+
+    module.run_validation = run_validation  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "ketasim.analysis.validate", module)
+
+
+def test_validate_without_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ketasim.analysis.validate", None)  # import fails
+    res = runner.invoke(app, ["validate"])
+    assert res.exit_code == 0
+    assert "no validation cases yet" in res.stdout
+
+
+def test_validate_pass_and_fail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    _fake_validation(monkeypatch, [True, True])
+    res = runner.invoke(app, ["validate", "--out", str(tmp_path / "v")])
+    assert res.exit_code == 0, res.output
+    assert "case1" in res.stdout and "2 of 2" in res.stdout
+    assert (tmp_path / "v" / "validation.csv").exists()
+
+    _fake_validation(monkeypatch, [True, False])
+    res = runner.invoke(app, ["validate"])
+    assert res.exit_code == 1
+    assert "FAIL" in res.stdout and "1 of 2" in res.stdout
+
+    res = runner.invoke(app, ["validate", "--case", "case0"])
+    assert res.exit_code == 0 and "case1" not in res.stdout
+
+    res = runner.invoke(app, ["validate", "--case", "nope"])
+    assert res.exit_code == 2 and len(lines(res.stderr)) == 1
+
+
+def _capture_run(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Replace ketasim.run by a stub that records the scenario and returns an empty result."""
+    import xarray as xr
+
+    from ketasim.result import RunResult
+
+    seen: list[object] = []
+
+    def stub(sc: object, progress: object = None) -> RunResult:
+        seen.append(sc)
+        return RunResult(sc, xr.Dataset(), pd.DataFrame(columns=SUMMARY_COLUMNS), {})
+
+    monkeypatch.setattr(ketasim, "run", stub)
+    return seen
+
+
+def test_run_without_file_uses_default_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = _capture_run(monkeypatch)
+    res = runner.invoke(app, ["run", "--format", "json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == []
+    assert seen[0].name == ketasim.default_scenario().name  # type: ignore[attr-defined]
+
+
+def test_confirm_large(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    small.write_text(small.read_text().replace("size = 4", "size = 200000"))
+    seen = _capture_run(monkeypatch)
+    res = runner.invoke(app, ["run", str(small)])
+    assert res.exit_code == 2 and len(lines(res.stderr)) == 1
+    assert "confirm_large" in res.stderr and not seen
+    res = runner.invoke(app, ["run", str(small), "--confirm-large"])
+    assert res.exit_code == 0, res.output
+    assert seen[0].population.size == 200000  # type: ignore[attr-defined]
