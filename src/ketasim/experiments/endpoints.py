@@ -110,7 +110,8 @@ def _between_arms(sc: Any, data: xr.Dataset, r: str, ok: np.ndarray,
 
 
 def _paired(diff: np.ndarray) -> tuple[float, float]:
-    if diff.size < 2 or np.std(diff, ddof=1) == 0:
+    # a difference that is constant to rounding has no meaningful test statistic
+    if diff.size < 2 or np.std(diff, ddof=1) <= 1e-12 * max(1.0, float(np.abs(diff).max())):
         return np.nan, np.nan
     d = float(np.mean(diff) / np.std(diff, ddof=1))
     return d, float(stats.ttest_1samp(diff, 0.0).pvalue)
@@ -121,7 +122,7 @@ def _welch(a: np.ndarray, c: np.ndarray) -> tuple[float, float]:
         return np.nan, np.nan
     pooled = np.sqrt(((a.size - 1) * a.var(ddof=1) + (c.size - 1) * c.var(ddof=1))
                      / (a.size + c.size - 2))
-    if pooled == 0:
+    if pooled <= 1e-12 * max(1.0, float(np.abs(np.concatenate([a, c])).max())):
         return np.nan, np.nan
     d = float((a.mean() - c.mean()) / pooled)
     return d, float(stats.ttest_ind(a, c, equal_var=False).pvalue)

@@ -251,6 +251,10 @@ def _cohort_dataset(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
         "status": ("subject", np.asarray(res["status"], dtype=object)),
         "message": ("subject", np.asarray(res["message"], dtype=object)),
     }
+    n_t = len(times) + 1
+    for r in sc.outputs.readouts:  # a drug never given to this cohort has concentration 0
+        if r.startswith(("plasma.", "brain.")) and r not in res["values"]:
+            res["values"][r] = np.zeros((len(cohort.subjects), len(cohort.arms), n_t))
     for r, v in res["values"].items():
         unit = MECHANISM_READOUTS.get(r, ("", ""))[1]
         unit = FIXED[r].unit if r in FIXED else ("ng/mL" if r.startswith("plasma.") else
