@@ -21,6 +21,7 @@ import xarray as xr
 from ketasim import __version__, units
 from ketasim.catalog import catalog
 from ketasim.engine import batched, reference
+from ketasim.errors import ScenarioError
 from ketasim.experiments import measures
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
@@ -151,7 +152,11 @@ def simulate_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
     model = build_model(sc.species, comps, routes)
     spec = population_spec(sc)
     overrides = dict(getattr(sc.model, "parameters", {}) or {})
-    overrides.update(getattr(sc.model, "hypotheses", {}) or {})
+    for name in overrides:
+        if name not in model.spec.parameters:
+            raise ScenarioError(f"model.parameters.{name}", name,
+                                "is not a parameter of this model; see docs/model.md")
+    overrides.update(dict(sc.model.hypotheses))
     P = parameter_matrix(model, subjects, spec, sc.seed, overrides)
     weight = subjects["weight"].to_numpy(float)
     stress = subjects["severity"].to_numpy(float)
