@@ -488,6 +488,15 @@ def _extra_tables(result: RunResult) -> str:
     return "\n".join(parts)
 
 
+def _sections(result: RunResult) -> str:
+    """Design-specific sections: trial figures (Kaplan-Meier, response bars, Table 1) and
+    laboratory figures (group bars with SEM and significance), each in its own module."""
+    from ketasim.io import report_lab, report_trial
+
+    return "\n".join(part for part in (report_trial.render(result), report_lab.render(result))
+                     if part)
+
+
 # ---------------------------------------------------------------------------- page
 
 
@@ -531,6 +540,7 @@ def render_report(result: RunResult) -> str:
 {_manifest_section(result.manifest)}
 <h2>Figures</h2>
 {figures_html}
+{_sections(result)}
 {_extra_tables(result)}
 <h2>Summary</h2>
 <p class="muted">Statistics over subjects whose integration succeeded (n); times from the
