@@ -12,7 +12,7 @@ from typing import Literal
 
 import pint
 
-ureg = pint.UnitRegistry()
+ureg: pint.UnitRegistry = pint.UnitRegistry()
 ureg.define("percent_ = 0.01 = pct")
 Q_ = ureg.Quantity
 
@@ -31,7 +31,7 @@ def parse(text: str) -> pint.Quantity:
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"not a quantity: {text!r}")
     try:
-        q = ureg.Quantity(text.strip())
+        q: pint.Quantity = ureg.Quantity(text.strip())
     except Exception as exc:  # pint raises several unrelated types
         raise ValueError(f"not a quantity: {text!r}") from exc
     if not isinstance(q, pint.Quantity):

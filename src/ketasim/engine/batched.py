@@ -11,6 +11,7 @@ re-run with the reference engine so that failures are attributed to the right su
 from __future__ import annotations
 
 from functools import lru_cache
+from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
@@ -67,7 +68,7 @@ def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Prot
     out = np.full((n_sub, n, t_out.size), np.nan)
     y = y0.astype(float).copy()
     pts = protocol.breakpoints(t0, t_end)
-    for a, b in zip(pts[:-1], pts[1:], strict=False):
+    for a, b in pairwise(pts):
         if b <= a:
             continue
         y = y + protocol.boluses_at(a, index, n)
@@ -77,7 +78,8 @@ def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Prot
         mask = (t_out >= a) & ((t_out < b) | (last & (t_out <= b)))
         t_eval = np.union1d(t_out[mask], [b])
 
-        def f(t: float, yf: np.ndarray, inp: np.ndarray = inp, rate: np.ndarray = rate) -> np.ndarray:
+        def f(t: float, yf: np.ndarray, inp: np.ndarray = inp,
+              rate: np.ndarray = rate) -> np.ndarray:
             ys = yf.reshape(n_sub, n).T
             return np.asarray(model.rhs(t, ys, P, inp, rate)).T.reshape(-1)
 

@@ -10,6 +10,7 @@ never silent NaNs: the status array travels with the result.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -40,7 +41,7 @@ class Trajectories:
 
 def _segments(protocol: Protocol, t0: float, t1: float) -> list[tuple[float, float]]:
     pts = protocol.breakpoints(t0, t1)
-    return [(a, b) for a, b in zip(pts[:-1], pts[1:], strict=False) if b > a]
+    return [(a, b) for a, b in pairwise(pts) if b > a]
 
 
 def simulate_subject(model: CompiledModel, P: np.ndarray, y0: np.ndarray,

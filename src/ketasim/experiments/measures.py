@@ -59,10 +59,10 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     kin = (1 - np.exp(-np.clip(times, 0, None) / onset)) * np.exp(-np.clip(times, 0, None) / decay)
     perceived = (data["sedation"].max("time")
                  + data["cadss"].max("time") / _pv("ratings", "cadss_perceived"))
-    expect = _pv("ratings", "placebo_mean")
+    expect = np.full(len(subj), _pv("ratings", "placebo_mean"))
     if spec.variability:
-        expect = expect + _pv("ratings", "placebo_sd") * _noise(sc.seed, subj, (), _RATING, 1)
-    expect_da = xr.DataArray(np.asarray(expect) * np.ones(len(subj)), dims="subject")
+        expect += _pv("ratings", "placebo_sd") * _noise(sc.seed, subj, (), _RATING, 1)
+    expect_da = xr.DataArray(expect, dims="subject")
     placebo = expect_da * (1 + _pv("ratings", "placebo_active_gain") * perceived) * \
         xr.DataArray(kin, dims="time")
     improvement = _pv("ratings", "response_gain") * relative + placebo
@@ -70,10 +70,9 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     trait_da = xr.DataArray(trait, dims="subject")
     noise_sd = float(np.hypot(_pv("ratings", "rater_sd"), _pv("ratings", "fluctuation_sd")))
     shape = (data.sizes["period"], data.sizes["time"] + 1)
-    eps = _noise(sc.seed, subj, shape, _RATING, 2) * noise_sd if spec.variability else 0 * \
-        _noise(sc.seed, subj, shape, _RATING, 2)
-    eps_h = _noise(sc.seed, subj, shape, _RATING, 3) * noise_sd * 0.75 if spec.variability \
-        else 0 * eps
+    sd = noise_sd if spec.variability else 0.0
+    eps = _noise(sc.seed, subj, shape, _RATING, 2) * sd
+    eps_h = _noise(sc.seed, subj, shape, _RATING, 3) * sd * _pv("ratings", "hamd_per_madrs")
     out = {}
     for scale, trait_s, e in (("madrs", trait_da, eps),
                               ("hamd17", trait_da * _pv("ratings", "hamd_per_madrs"), eps_h)):
@@ -154,6 +153,7 @@ def rodent_behaviour(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Data
     nsf = _pv("behaviour", "nsf_healthy") * np.exp(
         _pv("behaviour", "nsf_gain") * (1 - mood) + _pv("behaviour", "nsf_sd")
         * xr.DataArray(z[2], dims=dims))
+    assert isinstance(fst, xr.DataArray) and isinstance(nsf, xr.DataArray)
     return data.assign({
         "fst.immobility": fst.clip(0, 240).assign_attrs(unit="s"),
         "sucrose_preference": spt.clip(0, 100).assign_attrs(unit="%"),

@@ -22,7 +22,7 @@ from ketasim import __version__, units
 from ketasim.catalog import catalog
 from ketasim.engine import batched, reference
 from ketasim.errors import ScenarioError
-from ketasim.experiments import measures
+from ketasim.experiments import lab, measures
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
@@ -77,7 +77,8 @@ def cohorts(sc: Any) -> list[Cohort]:
     if kind == "crossover":
         a, b = sc.arms
         shift = sc.period_starts_h[1]  # period_length + washout
-        order = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(0,))).permutation(n)
+        rng = np.random.default_rng(np.random.SeedSequence(sc.seed, spawn_key=(0,)))
+        order = rng.permutation(n)
         first, second = np.sort(order[: (n + 1) // 2]), np.sort(order[(n + 1) // 2:])
         return [Cohort(f"{a.name}-{b.name}", first, [a, b], [0.0, shift]),
                 Cohort(f"{b.name}-{a.name}", second, [b, a], [0.0, shift])]
@@ -229,11 +230,16 @@ def run(sc: Any, progress: Progress | None = None) -> RunResult:
         frames.append(_cohort_dataset(sc, cohort, subjects, res))
     data = xr.concat(frames, dim="subject")
     data = measures.apply(sc, data, spec)
+    if sc.species != "human":  # what the laboratory measures (assay error, lab units)
+        data = lab.apply_assays(sc, data)
     data = data.drop_vars([v for v in list(data.data_vars) if v not in _wanted(sc)
                            and data[v].dims[-1:] == ("time",)])
     summary = summarise(sc, data)
+    extra: dict[str, pd.DataFrame] = {}
+    if sc.species != "human":  # group statistics: lab_stats, lab_tests
+        extra.update(lab.group_statistics(sc, data))
     manifest = _manifest(sc, data, _time.perf_counter() - t0)
-    return RunResult(sc, data, summary, manifest)
+    return RunResult(sc, data, summary, manifest, extra_tables=extra)
 
 
 def _wanted(sc: Any) -> set[str]:

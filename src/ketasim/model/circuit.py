@@ -24,8 +24,8 @@ def add(m: ModelSpec) -> None:
               "tau_gaba_hipp", "gaba_gain", "glu_terminal_gain", "tau_gad", "gad_gain"):
         mech(m, G, k)
     mech(m, "hypotheses", "disinhibition")
-    m.assign("int_drive", "pos(1 - disinhibition * share_int * block_int - theta_i) / (1 - theta_i)",
-             "1", "interneuron steady-state activity from its NMDA drive", G)
+    m.assign("int_drive",
+             "pos(1 - disinhibition * share_int * block_int - theta_i) / (1 - theta_i)", "1", "interneuron steady-state activity from its NMDA drive", G)
     m.state("interneuron", "1", "(int_drive - interneuron) / tau_i", "1",
             "GABAergic interneuron activity", G)
     m.assign("pyr_raw",

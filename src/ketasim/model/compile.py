@@ -75,7 +75,7 @@ class CompiledModel:
         """Initial states, shape (n_states, ...); ``inp`` are the inputs at the start."""
         fn: Callable[[np.ndarray, np.ndarray], np.ndarray] = self._ns["_initial"]
         if inp is None:
-            inp = np.zeros((len(self.input_names),) + np.shape(P[0]))
+            inp = np.zeros((len(self.input_names), *np.shape(P[0])))
         return fn(P, inp)
 
     def rhs(self, t: float, y: np.ndarray, P: np.ndarray, inp: np.ndarray,
@@ -115,7 +115,7 @@ def compile_model(spec: ModelSpec) -> CompiledModel:
     src.append("def _initial(P, inp):")
     src += _lines_unpack(base + derived, "P")
     src += _lines_unpack(inputs, "inp")
-    src.append("    out = np.empty((%d,) + np.shape(P[0]))" % len(states))
+    src.append(f"    out = np.empty(({len(states)},) + np.shape(P[0]))")
     for i, s in enumerate(states):
         src.append(f"    out[{i}] = {expand(spec.states[s].initial)} + 0.0 * P[0]")
     src.append("    return out")
@@ -144,5 +144,5 @@ def compile_model(spec: ModelSpec) -> CompiledModel:
         "np": np, "exp": np.exp, "log": np.log, "sqrt": np.sqrt,
         "maximum": np.maximum, "minimum": np.minimum,
     }
-    exec(compile(source, "<ketasim-model>", "exec"), ns)  # noqa: S102 - generated from spec
+    exec(compile(source, "<ketasim-model>", "exec"), ns)
     return CompiledModel(spec, states, base + derived, inputs, readouts, source, ns)

@@ -57,7 +57,7 @@ def absorption_for(cat: Catalog, drug: Drug, species: str, route: str) -> RouteA
     for the route, else the drug's data in another species."""
     if species in drug.pk and route in drug.pk[species].routes:
         return drug.pk[species].routes[route]
-    default = cat.species[species].default_absorption.get(route)
+    default = cat.species[species].default_absorption.get(route)  # type: ignore[call-overload]
     if default is not None:
         return default
     for sp in ("human", "rat", "mouse"):
@@ -201,7 +201,7 @@ def add_metabolism(m: ModelSpec, cat: Catalog, species: str, cid: str,
         else:
             m.add_rate(f"{met.to}_c", rate)
     if track_elimination:
-        rest = " - ".join(["1"] + formed)
+        rest = " - ".join(["1", *formed])
         s = m.states[f"{cid}_elim"]
         m.states[f"{cid}_elim"] = type(s)(s.name, s.unit, f"({rest}) * {cid}_CL * {cid}_C",
                                           s.initial, s.doc, s.group)

@@ -8,8 +8,8 @@ every class ``k`` the blocked fraction ``b`` follows
     db/dt = kon C (1 - B_k) o  -  koff b ((1 - trap) + trap o),   kon = koff / IC50_k,
     o = ud u_k + (1 - ud)
 
-(IC50 scaled from recombinant to native neurons by ``native_potency``), where ``B_k`` sums the block of all compounds on class ``k`` (they compete for the
-channel site), ``u_k`` is channel use (relative opening: interneuron use x interneuron
+(IC50 scaled from recombinant to native neurons by ``native_potency``), where ``B_k``
+sums the block of all compounds on class ``k`` (they compete for the channel site), ``u_k`` is channel use (relative opening: interneuron use x interneuron
 activity; pyramidal use x pyramidal activity), ``ud`` the use dependence (1 open-channel
 blocker, 0 allosteric) and ``trap`` the trapped fraction (a trapped blocker leaves only
 when the channel opens). IC50s are at 1 mM Mg2+, so Mg2+-dependent potency enters through
@@ -76,7 +76,8 @@ def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
         m.assign(f"B_{k}", total, "1", f"total NMDA block of class {k}", G)
         for c in active:
             o = f"({c}_ud * use_{cell} + 1 - {c}_ud)"
-            rate = (f"{c}_koff / ({c}_ic50_{sub} * native_potency) * {c}_Cs * (1 - B_{k}) * {o}"
+            kon = f"{c}_koff / ({c}_ic50_{sub} * native_potency)"
+            rate = (f"{kon} * {c}_Cs * (1 - B_{k}) * {o}"
                     f" - {c}_koff * b_{c}_{k} * (1 - {c}_trap + {c}_trap * {o})")
             m.state(f"b_{c}_{k}", "1", rate, doc=f"fraction of {k} receptors blocked by {c}",
                     group=G)

@@ -23,7 +23,8 @@ def add(m: ModelSpec) -> None:
               "tau_bdnf_ex", "tau_bdnf_plasma", "bdnf_translation_gain", "stress_bdnf",
               "eef2k_gain", "tau_peef2", "tau_trkb", "tau_trkb_desens", "trkb_desens",
               "tau_erk", "erk_gain", "tau_sno", "sno_gain", "tau_rheb", "tau_mtor", "mtor_erk",
-              "mtor_rheb", "tau_s6k", "tau_synprot", "synth_burst", "burst_k", "tau_mtor_ref", "stress_synprot",
+              "mtor_rheb", "tau_s6k", "tau_synprot", "synth_burst", "burst_k", "tau_mtor_ref",
+              "stress_synprot",
               "tau_ssri", "ssri_bdnf"):
         mech(m, G, k)
     mech(m, "hypotheses", "rest_block_eef2")

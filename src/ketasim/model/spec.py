@@ -164,9 +164,9 @@ def _check_expr(owner: str, expr: str, known: set[str]) -> None:
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED_NODES):
             raise ValueError(f"{owner}: {type(node).__name__} not allowed in {expr!r}")
-        if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                raise ValueError(f"{owner}: unknown function in {expr!r}")
+        if isinstance(node, ast.Call) and (
+                not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS):
+            raise ValueError(f"{owner}: unknown function in {expr!r}")
     for name in symbols(expr):
         if name not in known:
             raise ValueError(f"{owner}: {name!r} used before it is defined in {expr!r}")

@@ -23,7 +23,8 @@ def add(m: ModelSpec) -> None:
         mech(m, "outcomes", k)
     m.input("stress", "1")
     m.state("stress_load", "1",
-            "pos(stress - stress_load) / tau_stress_on - pos(stress_load - stress) / tau_stress_off",
+            "pos(stress - stress_load) / tau_stress_on"
+            " - pos(stress_load - stress) / tau_stress_off",
             "stress", "chronic stress / depression load", G)
     m.state("spines", "1",
             "(psd95 ** spine_n - spines * (1 + stress_spine * stress_load)) / tau_spine", "1",
