@@ -17,9 +17,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from ketasim.catalog import Catalog, catalog  # noqa: E402
-from ketasim.errors import CatalogError, KetasimError, ScenarioError, SimulationError  # noqa: E402
-from ketasim.result import RunResult  # noqa: E402
+from ketasim.catalog import Catalog, catalog
+from ketasim.errors import CatalogError, KetasimError, ScenarioError, SimulationError
+from ketasim.result import RunResult
 
 
 def load_scenario(source: Any) -> Any:

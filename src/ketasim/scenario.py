@@ -71,7 +71,7 @@ RODENT_CONDITIONS = ("naive", "cus", "social_defeat", "chronic_cort")
 STRESSED = ("cus", "social_defeat", "chronic_cort")
 KNOCKOUTS = ("glun2b_interneuron", "glun2b_pyramidal", "glua2", "glun2d")
 DESIGNS = ("parallel", "crossover", "single_group")
-ENGINES = ("reference", "batched")
+ENGINES = ("reference", "batched", "fast")
 SCALES = ("madrs", "hamd17")
 LOCAL_ROUTES = ("icv", "intracortical")
 SEED_TIMES = ("40 min", "80 min", "110 min", "230 min", "1 d", "2 d", "3 d", "7 d")
@@ -794,6 +794,9 @@ def _check_population(s: Scenario) -> None:
         raise _Bad(f"is given but the condition is {p.condition}; use one of "
                    f"{', '.join(STRESSED)}, or drop the stress schedule",
                    value=p.stress.model_dump(), path=("population", "stress"))
+    if not human and p.size < 2:  # lab statistics (SEM, tests) need two animals a group
+        raise _Bad("is too few animals per group for the laboratory statistics (SEM, t-test, "
+                   "ANOVA); use 2 or more", value=p.size, path=("population", "size"))
 
 
 def _check_arms(s: Scenario) -> None:

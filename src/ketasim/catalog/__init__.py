@@ -13,10 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ketasim.catalog.schema import ROUTES, SPECIES, Drug, Species, Sourced
+from ketasim.catalog.schema import ROUTES, SPECIES, Drug, Sourced, Species
 from ketasim.errors import CatalogError
 
-__all__ = ["Catalog", "catalog", "Drug", "Species", "Sourced", "ROUTES", "SPECIES"]
+__all__ = ["ROUTES", "SPECIES", "Catalog", "Drug", "Sourced", "Species", "catalog"]
 
 INTRAVASCULAR = ("iv_infusion", "iv_bolus")
 LOCAL = ("icv", "intracortical")
