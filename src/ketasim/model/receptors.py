@@ -46,7 +46,7 @@ def nmda_compounds(cat: Catalog, compounds: list[str]) -> list[str]:
 def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
     """Block states for every NMDA-active compound, class totals and cell-level blocks."""
     for k in ("f_int_2a", "f_int_2b", "f_int_2d", "f_pyr_2a", "f_pyr_2b", "u_int", "u_pyr",
-              "native_potency"):
+              "use_activity", "native_potency"):
         mech(m, G, k)
     for ko in ("ko_glun2b_interneuron", "ko_glun2b_pyramidal", "ko_glun2d"):
         m.param(ko, 0.0, "1", "knockout switch (scenario population.knockouts)", "assumed",
@@ -59,8 +59,12 @@ def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
     m.derive("share_int", "F_int_2a + F_int_2b + F_int_2d", "1",
              "interneuron NMDA drive present (1 in wild type)", G)
     m.derive("share_pyr", "F_pyr_2a + F_pyr_2b", "1", "pyramidal NMDA drive present", G)
-    m.assign("use_int", "u_int * interneuron", "1", "channel use on interneurons", G)
-    m.assign("use_pyr", "u_pyr * pyramidal", "1", "channel use on pyramidal neurons", G)
+    # part of channel opening follows firing, the rest ambient/spontaneous glutamate; a
+    # fully firing-coupled use would trap drug in silenced cells and stall their block
+    m.assign("use_int", "u_int * (1 - use_activity + use_activity * interneuron)", "1",
+             "channel use on interneurons", G)
+    m.assign("use_pyr", "u_pyr * (1 - use_activity + use_activity * pyramidal)", "1",
+             "channel use on pyramidal neurons", G)
     active = nmda_compounds(cat, compounds)
     for c in active:
         nm = cat.drugs[c].pd.nmda

@@ -5,8 +5,10 @@
 - Resting NMDA block switches eEF2 kinase off: ``p_eef2`` falls, BDNF translation rises.
 - BDNF: tissue pool ``bdnf`` (synthesis x translation x stress x SSRI adaptation; release
   constitutive + Ca2+-driven, scaled by Val66Met), extracellular ``bdnf_ex``, a plasma pool.
-- TrkB activation with desensitisation -> ERK/Akt -> mTORC1; mTORC1 also needs Rheb,
-  which the NMDA -> nNOS -> GAPDH-SNO -> Siah1 branch degrades (spared by NMDA block).
+- TrkB activation with desensitisation -> ERK/Akt -> mTORC1. Rheb-GTP is permissive: it
+  scales mTORC1's response to upstream ERK/Akt input, so sparing Rheb (NMDA -> nNOS ->
+  GAPDH-SNO -> Siah1 -> Rheb degradation, blocked by NMDA block) amplifies activation but
+  cannot activate mTORC1 without it (anaesthetic doses, no surge: no activation; Li 2010).
 - mTORC1 -> p70S6K, and translation of PSD95, GluA1 and synapsin I (stress speeds loss).
 """
 
@@ -72,7 +74,7 @@ def add(m: ModelSpec) -> None:
             "nNOS -> GAPDH S-nitrosylation (Siah1 complex)", G)
     m.state("rheb", "1", "(1 - sno * rheb) / tau_rheb", "1", "Rheb protein", G)
     m.state("mtor", "1",
-            "(pos(1 + mtor_erk * (erk - 1)) * rheb ** mtor_rheb * (1 - mtor_block) - mtor)"
+            "(pos(1 + mtor_erk * (erk - 1) * rheb ** mtor_rheb) * (1 - mtor_block) - mtor)"
             " / tau_mtor", "1", "mTORC1 activity (p-mTOR)", G)
     m.state("s6k", "1", "(mtor - s6k) / tau_s6k", "1", "p-p70S6K", G)
     # local translation bursts when mTORC1 rises above its recent level (a slow reference),
