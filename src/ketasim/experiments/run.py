@@ -20,7 +20,8 @@ import xarray as xr
 
 from ketasim import __version__, units
 from ketasim.catalog import catalog
-from ketasim.engine import batched, reference
+from ketasim.engine import get as get_engine
+from ketasim.engine import reference
 from ketasim.errors import ScenarioError
 from ketasim.experiments import lab, measures
 from ketasim.experiments.endpoints import summarise
@@ -165,7 +166,7 @@ def simulate_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
     t_out, baselines = _period_times(sc, cohort)
     t_start = min(prot.first_time(), *baselines) - 1.0
     y0 = _burn_in(sc, model, P, prot, t_start)
-    engine = batched if sc.engine.method == "batched" else reference
+    engine = get_engine(sc.engine.method)
     traj = engine.simulate(model, P, y0, prot, t_out, t_start, rtol=sc.engine.rtol,
                            atol=sc.engine.atol, progress=progress)
     return _readouts(sc, model, P, prot, traj, t_out, cohort, baselines)
@@ -178,7 +179,7 @@ def _burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
     if not np.any(inp):  # healthy drug-free steady state is exact by construction
         return y0
     rest = Protocol(prot.n_subjects, baseline_inputs=dict(prot.baseline_inputs))
-    engine = batched if sc.engine.method == "batched" else reference
+    engine = get_engine(sc.engine.method)
     tr = engine.simulate(model, P, y0, rest, np.array([t_start]), t_start - BURN_IN_H,
                          rtol=sc.engine.rtol, atol=sc.engine.atol)
     out = tr.y[:, :, -1].T.copy()
