@@ -221,7 +221,7 @@ def _series(result: RunResult, readout: str) -> dict[tuple[str, int], pd.DataFra
         for (arm, period), g in rows.groupby(["arm", "period"], sort=False):
             wide = g.pivot_table(index="time_h", columns="statistic", values="value",
                                  aggfunc="first")
-            out[(str(arm), int(period))] = wide.sort_index()
+            out[(str(arm), int(period))] = wide.sort_index()  # type: ignore[call-overload]
         return out
     return _series_from_data(result, readout)
 
