@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -16,6 +19,7 @@ import ketasim
 from ketasim.cli import app
 from ketasim.errors import SimulationError
 from ketasim.result import SUMMARY_COLUMNS
+from test_scenario import ALL_BAD, to_toml
 
 CONTRACT_DRUGS = ["ketamine", "esketamine", "arketamine", "norketamine", "hnk_2r6r",
                   "memantine", "lanicemine", "mk801", "ro25_6981", "traxoprodil", "nbqx",
@@ -159,6 +163,98 @@ def test_bad_scenario_exit_2_one_line_nothing_written(bad: Path, tmp_path: Path)
     assert "mg/kg" in err[0]
     assert res.stdout == ""
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("base", "mutate", "path"), [c[1:] for c in ALL_BAD],
+                         ids=[c[0] for c in ALL_BAD])
+def test_every_bad_case_via_run(base: Callable[[], dict[str, Any]],
+                                mutate: Callable[[dict[str, Any]], Any], path: str,
+                                tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ketasim run FILE --out DIR`` on each bad case of tests/test_scenario.py, written as
+    a TOML file: exit 2, one stderr line naming the field path, nothing on stdout, no DIR."""
+    data = copy.deepcopy(base())
+    mutate(data)
+    scenario = tmp_path / "bad.toml"
+    scenario.write_text(to_toml(data), encoding="utf-8")
+    out = tmp_path / "out"
+
+    def no_run(*a: object, **k: object) -> None:
+        raise AssertionError("a rejected scenario must not be simulated")
+
+    monkeypatch.setattr(ketasim, "run", no_run)
+    res = runner.invoke(app, ["run", str(scenario), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    err = lines(res.stderr)
+    assert len(err) == 1, res.stderr
+    assert err[0].startswith(path + ":"), err[0]
+    assert "Traceback" not in res.output
+    assert res.stdout == ""
+    assert not out.exists()
+
+
+def test_bad_scenario_leaves_an_existing_empty_out_dir_empty(bad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    res = runner.invoke(app, ["run", str(bad), "--out", str(out), "--overwrite"])
+    assert res.exit_code == 2
+    assert len(lines(res.stderr)) == 1 and "arms[0].doses[0].amount" in res.stderr
+    assert list(out.iterdir()) == []
+
+
+def test_bad_scenario_does_not_touch_a_non_empty_out_dir(bad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.csv").write_text("old")
+    for extra in ([], ["--overwrite"]):
+        res = runner.invoke(app, ["run", str(bad), "--out", str(out), *extra])
+        assert res.exit_code == 2
+        assert len(lines(res.stderr)) == 1 and "arms[0].doses[0].amount" in res.stderr
+        assert [p.name for p in out.iterdir()] == ["summary.csv"]
+        assert (out / "summary.csv").read_text() == "old"
+
+
+def test_out_is_a_file(small: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.write_text("x")
+    res = runner.invoke(app, ["run", str(small), "--out", str(out)])
+    assert res.exit_code == 2
+    assert lines(res.stderr) == [f"{out} exists and is not a directory"]
+    assert out.read_text() == "x"
+
+
+@pytest.mark.parametrize("kind", ["json", "binary", "directory", "broken toml", "empty"])
+def test_non_toml_file_via_run(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / "scenario.toml"
+    if kind == "json":
+        path = tmp_path / "scenario.json"
+        path.write_text('{"name": "x", "species": "human"}')
+    elif kind == "binary":
+        path.write_bytes(b"\xff\xfe\x00\x01PNG")
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "broken toml":
+        path.write_text('name = "x"\nspecies = "human\n[population\n')
+    else:
+        path.write_text("")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", str(path), "--out", str(out)])
+    assert res.exit_code == 2
+    err = lines(res.stderr)
+    assert len(err) == 1, res.stderr
+    # a file that is not TOML names the file; an empty one the first missing field
+    assert str(path) in err[0] or err[0].startswith("name:"), err[0]
+    assert res.stdout == "" and "Traceback" not in res.output
+    assert not out.exists()
+
+
+def test_bad_scenario_via_the_entry_point(bad: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "ketasim.cli", "run", str(bad), "--out",
+                           str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert lines(proc.stderr) == [
+        'arms[0].doses[0].amount: "0.5 kg" is not a dose; use mg/kg, mg, ug/kg or nmol']
+    assert proc.stdout == "" and not out.exists()
 
 
 def test_bad_scenario_json_format_too(bad: Path) -> None:

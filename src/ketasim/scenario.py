@@ -444,6 +444,9 @@ class Dose(_Model):
     @field_validator("amount", mode="before")
     @classmethod
     def _amount(cls, v: Any) -> str:
+        if isinstance(v, str) and not units.starts_with_number(v):
+            raise _Bad('does not start with a finite number; write the amount as a number '
+                       'with units, e.g. "0.5 mg/kg"')
         if not isinstance(v, str) or not _dose_units(v):
             raise _Bad(NOT_A_DOSE)
         if units.dose_basis(v)[1] < 0:

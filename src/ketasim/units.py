@@ -7,6 +7,8 @@ concentrations in micromolar (uM).
 
 from __future__ import annotations
 
+import math
+import re
 from functools import lru_cache
 from typing import Literal
 
@@ -25,17 +27,33 @@ _DOSE_DIMS: dict[str, DoseBasis] = {
 }
 
 
+_NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?(?![\d.])")
+
+
+def starts_with_number(text: str) -> bool:
+    """True if ``text`` begins with a plain decimal number (``"0.5 mg/kg"``, ``"-30 min"``,
+    ``"1e3 ug"``); False for ``"mg/kg"``, ``"nan h"`` or ``"inf d"``."""
+    return isinstance(text, str) and _NUMBER.match(text) is not None
+
+
 @lru_cache(maxsize=4096)
 def parse(text: str) -> pint.Quantity:
-    """Parse ``"0.5 mg/kg"`` or ``"40 min"`` into a quantity; raise ValueError if not."""
+    """Parse ``"0.5 mg/kg"`` or ``"40 min"`` into a quantity; raise ValueError if not.
+
+    The text must start with a finite decimal number: a bare unit (``"mg/kg"``, which pint
+    would read as 1 mg/kg), ``nan`` or ``inf`` are not quantities here."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"not a quantity: {text!r}")
+    if not starts_with_number(text):
+        raise ValueError(f"not a quantity (no number): {text!r}")
     try:
         q: pint.Quantity = ureg.Quantity(text.strip())
     except Exception as exc:  # pint raises several unrelated types
         raise ValueError(f"not a quantity: {text!r}") from exc
     if not isinstance(q, pint.Quantity):
         raise ValueError(f"not a quantity: {text!r}")
+    if not math.isfinite(float(q.magnitude)):
+        raise ValueError(f"not a finite quantity: {text!r}")
     return q
 
 
