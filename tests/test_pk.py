@@ -2,10 +2,13 @@
 
 - Mass balance: dose = amounts remaining + cumulative non-metabolic elimination, over the
   whole metabolite chain, for IV, oral (first pass) and mouse i.p. doses (1e-6 relative).
-- Every catalog disposition block reproduces its own structure: clearance and Vss
+- Every catalog disposition block reproduces its own structure: clearance, V1 and Vss
   recovered from the simulated plasma curve by non-compartmental analysis within 2 %.
-- Bioavailability per route (1 %), allometric scaling (exact), enantiomer differences,
-  CYP2B6 poor metabolisers.
+- The catalog's own 1-, 2- and 3-compartment dispositions (brain uptake off) against
+  closed forms, bolus and 40-min zero-order infusion (1e-6 relative).
+- Bioavailability per route (1 %; every catalog route in the slow sweep), allometric
+  scaling (exact), enantiomer differences, CYP2B6 poor metabolisers, sex (women clear
+  ketamine and norketamine 20 % faster; female mice form about 3x more HNK).
 - Human 0.5 mg/kg racemic ketamine over 40 min, 70 kg, typical subject (venous plasma):
 
   ========  ========  ===========  ======  ======
@@ -33,7 +36,7 @@ import pytest
 from ketasim.catalog import catalog
 from ketasim.engine.reference import simulate
 from ketasim.model.compile import CompiledModel, compile_model
-from ketasim.model.pk import dose_targets
+from ketasim.model.pk import EXTRAVASCULAR, absorption_for, dose_targets
 from ketasim.model.system import build_model, build_spec
 from ketasim.protocol import DoseEvent, Protocol
 
@@ -200,8 +203,12 @@ def test_nca_recovers_catalog_cl_and_vss(cid: str, species: str) -> None:
     t = np.concatenate([[0.0], np.geomspace(1e-4, horizon, 700)])
     dose = 1000.0
     y = run(model, P, [DoseEvent(0.0, f"{cid}_c", np.array([dose]))], t)
-    auc, aumc = nca(t, plasma_nM(model, P, y, cid))
+    c = plasma_nM(model, P, y, cid)
+    auc, aumc = nca(t, c)
     cl, vss = dose / auc, dose / auc * aumc / auc
+    # V1 from the back-extrapolated initial concentration (first two samples after t = 0)
+    c0 = c[1] * (c[1] / c[2]) ** (t[1] / (t[2] - t[1]))
+    assert dose / c0 == pytest.approx(disp.v1.to("L"), rel=0.02)
     vols = sum(v.to("L") for v in (disp.v1, disp.v2, disp.v3) if v is not None)
     # the unbound brain water adds kp_uu x fu x V_bw to Vss (0.01-0.9 %), never to CL
     brain = disp.kp_uu.to("1") * disp.fu.to("1") * pval(model, P, "V_bw")
@@ -374,3 +381,141 @@ def test_clinical_infusion_against_published_ranges() -> None:
     # order of events: ketamine peaks at the end of the infusion, HNK later
     assert np.argmax(table["ketamine"]) == 0
     assert np.argmax(table["hnk"]) >= 2
+
+
+# -- the catalog's own disposition equations against closed forms (1e-6 relative) ----------
+def _disposition_model(species: str, cid: str, route: str = "iv_bolus"
+                       ) -> tuple[CompiledModel, np.ndarray]:
+    """PK-only model of ``cid`` with the brain uptake switched off (kp_uu = 0), so that the
+    plasma curve is exactly the catalog's mammillary model."""
+    model = build_model(species, (cid,), ((cid, route),), pk_only=True)
+    return model, typical(model, **{f"{cid}_kpuu": 0.0})
+
+
+def _rate_matrix(model: CompiledModel, P: np.ndarray, cid: str) -> tuple[np.ndarray, float]:
+    """Central/peripheral rate matrix K (1/h) built from CL, V and Q by hand, and V1 (L)."""
+    cl, v1 = pval(model, P, f"{cid}_CL"), pval(model, P, f"{cid}_V1")
+    qs = [(pval(model, P, f"{cid}_Q{k}"), pval(model, P, f"{cid}_VP{k}"))
+          for k in (1, 2) if f"{cid}_Q{k}" in model.param_names]
+    n = 1 + len(qs)
+    K = np.zeros((n, n))
+    K[0, 0] = -(cl + sum(q for q, _ in qs)) / v1
+    for k, (q, vp) in enumerate(qs, start=1):
+        K[0, k], K[k, 0], K[k, k] = q / vp, q / v1, -q / vp
+    return K, v1
+
+
+def _unit_impulse(K: np.ndarray, v1: float) -> tuple[np.ndarray, np.ndarray]:
+    """Exponents lam (1/h) and coefficients A (1/L) of C(t) = sum A_i exp(-lam_i t) per unit
+    bolus into the central compartment (eigen-decomposition of K)."""
+    w, V = np.linalg.eig(K)
+    e0 = np.zeros(K.shape[0])
+    e0[0] = 1.0
+    coef = np.linalg.solve(V, e0)
+    return -w.real, (V[0, :] * coef).real / v1
+
+
+@pytest.mark.parametrize(("species", "cid", "n_cmt"), [
+    ("human", "memantine", 1), ("human", "lanicemine", 2), ("human", "hnk_2r6r", 2),
+    ("human", "esketamine", 3),
+])
+def test_catalog_disposition_bolus_matches_closed_form(species: str, cid: str, n_cmt: int
+                                                       ) -> None:
+    model, P = _disposition_model(species, cid)
+    K, v1 = _rate_matrix(model, P, cid)
+    assert K.shape == (n_cmt, n_cmt)
+    dose = 1000.0
+    t = np.array([0.05, 0.25, 1.0, 3.0, 8.0, 24.0])
+    c = plasma_nM(model, P, run(model, P, [DoseEvent(0.0, f"{cid}_c", np.array([dose]))], t),
+                  cid)
+    if n_cmt == 1:
+        expected = dose / v1 * np.exp(K[0, 0] * t)
+    elif n_cmt == 2:  # the textbook bi-exponential (alpha, beta) written out
+        k10 = -K[0, 0] - K[1, 0]
+        k12, k21 = K[1, 0], K[0, 1]
+        s, p = k10 + k12 + k21, k10 * k21
+        alpha, beta = (s + np.sqrt(s * s - 4 * p)) / 2, (s - np.sqrt(s * s - 4 * p)) / 2
+        expected = dose / v1 * ((alpha - k21) * np.exp(-alpha * t)
+                                + (k21 - beta) * np.exp(-beta * t)) / (alpha - beta)
+    else:
+        lam, A = _unit_impulse(K, v1)
+        expected = dose * (A[None, :] * np.exp(-np.outer(t, lam))).sum(axis=1)
+    np.testing.assert_allclose(c, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(("species", "cid"), [("human", "memantine"), ("human", "esketamine")])
+def test_catalog_disposition_zero_order_infusion(species: str, cid: str) -> None:
+    """40-min infusion: C(t) = sum A_i R/lam_i (1 - e^(-lam_i min(t,T))) e^(-lam_i max(t-T,0))."""
+    model, P = _disposition_model(species, cid, "iv_infusion")
+    lam, A = _unit_impulse(*_rate_matrix(model, P, cid))
+    dose, T = 1000.0, 40 / 60
+    t = np.array([0.1, 0.5, T, 1.0, 2.0, 6.0, 24.0])
+    c = plasma_nM(model, P, run(model, P, [DoseEvent(0.0, f"{cid}_c", np.array([dose]), T)],
+                                t), cid)
+    R = dose / T
+    during = np.minimum(t, T)[:, None]
+    after = np.maximum(t - T, 0.0)[:, None]
+    expected = (A * R / lam * (1 - np.exp(-lam * during)) * np.exp(-lam * after)).sum(axis=1)
+    np.testing.assert_allclose(c, expected, rtol=1e-6)
+    if lam.size == 1:  # and the textbook form R / (k V) (1 - exp(-k t)) during the infusion
+        k, v1 = lam[0], pval(model, P, f"{cid}_V1")
+        np.testing.assert_allclose(c[:3], R / (k * v1) * (1 - np.exp(-k * t[:3])), rtol=1e-6)
+
+
+# -- bioavailability of every route the catalog gives (slow sweep) --------------------------
+def _route_cases() -> list[tuple[str, str, str]]:
+    cat = catalog()
+    out = []
+    for cid, d in sorted(cat.drugs.items()):
+        if d.role != "compound" or not d.dosable:
+            continue
+        for sp in sorted(d.pk):
+            for route in sorted(cat.routes(cid, sp)):
+                if route in EXTRAVASCULAR:
+                    out.append((sp, cid, route))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("species", "cid", "route"), _route_cases(),
+                         ids=[f"{s}-{c}-{r}" for s, c, r in _route_cases()])
+def test_bioavailability_every_catalog_route(species: str, cid: str, route: str) -> None:
+    """AUC(route) / AUC(IV) = F of the route (drug's own value or the species default)."""
+    cat = catalog()
+    model = auc_model(species, (cid,), ((cid, "iv_bolus"), (cid, route)))
+    P = typical(model)
+    horizon = 15 * np.log(2) / slowest_rate(model, P)
+    iv = exact_auc(model, P, [DoseEvent(0.0, f"{cid}_c", np.array([1000.0]))], cid, horizon)
+    ev = [DoseEvent(0.0, t.state, np.array([1000.0 * t.fraction]))
+          for t in dose_targets(cat, species, cid, route)]
+    f = absorption_for(cat, cat.drugs[cid], species, route).f.to("1")
+    assert exact_auc(model, P, ev, cid, horizon) / iv == pytest.approx(f, rel=0.01)
+
+
+# -- sex ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("cid", ENANTIOMERS)
+def test_women_clear_ketamine_and_norketamine_faster(cid: str) -> None:
+    """Women clear S-ketamine and S-norketamine about 20 % faster (Sigtermans 2009,
+    Anesthesiology 111:892 [P]; applied to R as an assumption): CL x 1.2, AUC x 1/1.2."""
+    nk = {"esketamine": "s_norketamine", "arketamine": "r_norketamine"}[cid]
+    model, p_m, male = _single(cid)
+    _, p_f, female = _single(cid, female=1.0)
+    for c in (cid, nk):
+        assert pval(model, p_f, f"{c}_CL") / pval(model, p_m, f"{c}_CL") == pytest.approx(
+            1.2, rel=1e-12)
+        assert female[c] / male[c] == pytest.approx(1 / 1.2, rel=0.01)
+    hnk = {"esketamine": "hnk_2s6s", "arketamine": "hnk_2r6r"}[cid]
+    assert female[hnk] / male[hnk] == pytest.approx(1.0, rel=0.01)  # no human sex effect
+
+
+def test_female_mice_form_more_hnk() -> None:
+    """Female mice form about 3x more HNK after ketamine (Zanos 2016 Extended Data [U])."""
+    out = {}
+    for fem in (0.0, 1.0):
+        model = auc_model("mouse", ENANTIOMERS, tuple((c, "ip") for c in ENANTIOMERS))
+        P = typical(model, female=fem)
+        horizon = 15 * np.log(2) / slowest_rate(model, P)
+        ev = [DoseEvent(0.0, t.state, np.array([nmol(0.125, c) * t.fraction]))
+              for c in ENANTIOMERS for t in dose_targets(catalog(), "mouse", c, "ip")]
+        out[fem] = sum(exact_auc(model, P, ev, h, horizon) for h in ("hnk_2s6s", "hnk_2r6r"))
+    assert 2.0 <= out[1.0] / out[0.0] <= 4.0
