@@ -350,12 +350,27 @@ INFUSION_REFERENCE: dict[str, dict[int, tuple[float, float]]] = {
              1440: (0.5, 20.0)},
 }
 
+# where each range comes from (printed by benchmarks/pk_table.py next to the values)
+INFUSION_SOURCES: dict[str, str] = {
+    "ketamine": "40 min: Zarate 2006 Arch Gen Psychiatry 63:856 mean 185 ng/mL and Krystal 1994 "
+                "100-250 ng/mL, both via Zanos 2018 Pharmacol Rev 70:621 Table 1 [S]; later "
+                "times: two-phase decline in Zarate 2012 Biol Psychiatry 72:331 and Farmer 2020 "
+                "Neuropsychopharmacology 45:1398 [U, figures recalled]",
+    "norketamine": "Zarate 2012 Biol Psychiatry 72:331; Farmer 2020 Neuropsychopharmacology "
+                   "45:1398: plateau over 80-230 min, low at 24 h [U, figures recalled]",
+    "hnk": "(2S,6S;2R,6R)-HNK: Zarate 2012; Farmer 2020; Zanos 2016 Nature 533:481: most "
+           "abundant metabolite from about 2 h, present on day 1 [U, figures recalled]",
+    "dhnk": "DHNK/HNK 0.5-0.75 at 3-5 h (Kamp 2020 BJA, digitised; reference/pk.md) [S]; "
+            "absolute range follows the HNK range [U]",
+}
 
-def infusion_table(weight: float = 70.0) -> dict[str, np.ndarray]:
-    """Plasma ng/mL of ketamine, norketamine, HNK and DHNK at TIMES_MIN."""
+
+def infusion_table(weight: float = 70.0, female: float = 0.0) -> dict[str, np.ndarray]:
+    """Plasma ng/mL of ketamine, norketamine, HNK and DHNK at TIMES_MIN (typical man by
+    default; ``female=1`` for the typical woman)."""
     routes = tuple((c, "iv_infusion") for c in ENANTIOMERS)
     model = build_model("human", ENANTIOMERS, routes, pk_only=True)
-    P = typical(model, weight=weight)
+    P = typical(model, weight=weight, female=female)
     ev = [DoseEvent(0.0, f"{c}_c", np.array([nmol(0.5 * weight * 0.5, c)]), 40 / 60)
           for c in ENANTIOMERS]
     t = np.array(TIMES_MIN) / 60
@@ -519,3 +534,29 @@ def test_female_mice_form_more_hnk() -> None:
               for c in ENANTIOMERS for t in dose_targets(catalog(), "mouse", c, "ip")]
         out[fem] = sum(exact_auc(model, P, ev, h, horizon) for h in ("hnk_2s6s", "hnk_2r6r"))
     assert 2.0 <= out[1.0] / out[0.0] <= 4.0
+
+
+def test_full_run_reproduces_the_pk_table() -> None:
+    """``ketasim.run`` of the clinical protocol (typical subject: the population layer's
+    typical adult at female_fraction 0.5 is a woman) gives the PK-only table: dose units,
+    the racemate's 50:50 split and the mechanism layer leave plasma PK untouched."""
+    import ketasim
+    from ketasim.scenario import load_scenario
+
+    times = [f"{m} min" for m in TIMES_MIN]
+    sc = load_scenario({
+        "name": "pk table", "species": "human", "seed": 1,
+        "population": {"size": 1, "condition": "healthy", "variability": False,
+                       "weight_kg": {"mean": 70, "sd": 0}, "female_fraction": 1.0},
+        "design": {"type": "single_group", "follow_up": "1 d"},
+        "arms": [{"name": "k", "doses": [{"drug": "ketamine", "amount": "0.5 mg/kg",
+                                          "route": "iv_infusion", "duration": "40 min",
+                                          "at": ["0 h"]}]}],
+        "outputs": {"times": times, "readouts": [f"plasma.{k}" for k in INFUSION_REFERENCE]},
+        "engine": {"method": "reference", "rtol": 1e-8, "atol": 1e-12},
+    })
+    data = ketasim.run(sc).data
+    assert list(data["status"].values) == ["ok"]
+    table = infusion_table(70.0, female=1.0)
+    for k in INFUSION_REFERENCE:
+        np.testing.assert_allclose(data[f"plasma.{k}"].values[0, 0], table[k], rtol=1e-4)
