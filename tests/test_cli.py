@@ -257,6 +257,19 @@ def test_bad_scenario_via_the_entry_point(bad: Path, tmp_path: Path) -> None:
     assert proc.stdout == "" and not out.exists()
 
 
+def test_unknown_model_parameter_is_one_line_nothing_written(small: Path,
+                                                              tmp_path: Path) -> None:
+    """Parameter names are checked by the model when the run starts: still exit 2, one
+    line, and no output folder."""
+    small.write_text(small.read_text() + "\n[model]\nparameters = { no_such_parameter = 2.0 }\n")
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", str(small), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    err = lines(res.stderr)
+    assert len(err) == 1 and err[0].startswith("model.parameters.no_such_parameter:"), err
+    assert res.stdout == "" and not out.exists()
+
+
 def test_bad_scenario_json_format_too(bad: Path) -> None:
     res = runner.invoke(app, ["run", str(bad), "--format", "json"])
     assert res.exit_code == 2
