@@ -132,7 +132,12 @@ def _batch_scenario(sc: Any, n_pool: int, seed: int, endpoint: Endpoint,
     data["seed"] = seed
     data["population"]["size"] = n_pool
     data["population"]["confirm_large"] = n_pool > 100_000
-    data["outputs"]["times"] = [endpoint.time]
+    # keep the scenario's output times: the measurement model reads the perceived drug
+    # effect (CADSS, sedation) at them, so dropping times would change the scores
+    times = list(data["outputs"]["times"])
+    if all(abs(units.hours(t) - endpoint.time_h) > 1e-9 for t in times):
+        times.append(endpoint.time)
+    data["outputs"]["times"] = sorted(times, key=units.hours)
     data["outputs"]["readouts"] = [endpoint.readout]
     if engine is not None:
         data["engine"]["method"] = engine
@@ -178,7 +183,7 @@ def power(sc: Any, sizes: Sequence[int], replicates: int, endpoint: Endpoint | N
         k = min(per_batch, replicates - done)
         bsc = _batch_scenario(sc, k * unit, _batch_seed(sc.seed, b), endpoint, engine)
         result = simulate(bsc)
-        for rep in _split(bsc, result.data, k, unit, endpoint.readout, ctrl):
+        for rep in _split(bsc, result.data, k, unit, endpoint, ctrl):
             for n in sizes:
                 for arm in actives:
                     comp = _test(rep, n, arm, ctrl, crossover, endpoint)
@@ -205,11 +210,12 @@ def _mean(x: list[float]) -> float:
     return float(a.mean()) if a.size else np.nan
 
 
-def _split(sc: Any, data: Any, k: int, unit: int, readout: str,
+def _split(sc: Any, data: Any, k: int, unit: int, endpoint: Endpoint,
            ctrl: str | None) -> list[dict[str, Any]]:
     """Cut one batch run into ``k`` disjoint replicates of ``unit`` subjects (per arm)."""
     ok = data["status"].values == "ok"
-    v = np.asarray(data[readout].values[:, :, 0], float)  # (subject, period)
+    at = int(np.argmin(np.abs(np.asarray(data["time"].values, float) - endpoint.time_h)))
+    v = np.asarray(data[endpoint.readout].values[:, :, at], float)  # (subject, period)
     arm_of = data["arm"].values
     reps: list[dict[str, Any]] = []
     if sc.design.type == "crossover":

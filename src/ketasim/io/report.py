@@ -480,9 +480,14 @@ def _summary_tables(result: RunResult) -> str:
     return "\n".join(parts)
 
 
+_HIDDEN_EXTRA = {"course_summary", "kaplan_meier"}  # drawn by report_trial; in the CSVs
+
+
 def _extra_tables(result: RunResult) -> str:
     parts = []
     for name, table in result.extra_tables.items():
+        if name in _HIDDEN_EXTRA:
+            continue
         title = _EXTRA_TITLES.get(name, str(name).replace("_", " "))
         parts.append(f"<h2>{_esc(title)}</h2>" + _table(pd.DataFrame(table)))
     return "\n".join(parts)
