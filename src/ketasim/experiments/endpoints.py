@@ -23,7 +23,9 @@ at every output time:
                 sequences; the same estimate as OLS
                 with subject fixed effects + period
                 + treatment). CI of the adjusted
-                estimate ``difference_adjusted``.
+                estimate ``difference_adjusted``;
+                ``period_effect`` = period 2 -
+                period 1.
   ============  ===================================  =====================================
 
   A crossover in which one sequence has fewer than two subjects cannot separate the
@@ -263,7 +265,8 @@ def compare_crossover(y_a: np.ndarray, y_c: np.ndarray, a_first: np.ndarray,
         s2 = ((n1 - 1) * pd_ab.var(ddof=1) + (n2 - 1) * pd_ba.var(ddof=1)) / dof
         se = 0.5 * float(np.sqrt(s2 * (1 / n1 + 1 / n2)))
         out.extra["difference_adjusted"] = float(est)
-        out.extra["period_effect"] = float(0.5 * (pd_ab.mean() + pd_ba.mean()))
+        # period 2 - period 1 (both sequences' P1 - P2 contain minus the period effect)
+        out.extra["period_effect"] = float(-0.5 * (pd_ab.mean() + pd_ba.mean()))
         if se > 0:
             q = float(stats.t.ppf(0.975, dof))
             out.p_value = float(2 * stats.t.sf(abs(est / se), dof))
