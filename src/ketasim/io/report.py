@@ -475,8 +475,11 @@ def _summary_tables(result: RunResult) -> str:
         wide["time"] = [fmt_time(t) for t in wide.pop("time_h")]
         wide = wide[["readout", "unit", "comparison", "time", *cols]]
         parts.append("<h3>Between arms</h3><p class=\"muted\">difference = active - control; "
-                     "Cohen's d; p from a Welch t-test (parallel) or a paired t-test "
-                     "(crossover).</p>" + _table(wide))
+                     "Cohen's d (crossover: within-subject); p from a Welch t-test (parallel) "
+                     "or the period-adjusted crossover analysis; Fisher's exact test "
+                     "(parallel) or McNemar's (crossover) for response and remission; "
+                     "ci_low/ci_high: 95 % CI of the difference; nnt = 1 / difference."
+                     "</p>" + _table(wide))
     return "\n".join(parts)
 
 
