@@ -142,8 +142,9 @@ readouts = ["madrs"]
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
-    res = runner.invoke(app, ["predictors", "--bootstrap", "-1"])
-    assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+    for args in (["--bootstrap", "-1"], ["--subjects", "1"]):
+        res = runner.invoke(app, ["predictors", *args])
+        assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
     path = tmp_path / "rat.toml"
     path.write_text('name = "rat"\nspecies = "rat"\n[population]\nsize = 4\n'
                     '[[arms]]\nname = "ketamine"\n[[arms.doses]]\ndrug = "ketamine"\n'

@@ -4,7 +4,7 @@
                 [--subjects/--no-subjects] [--confirm-large]
     ketasim power [FILE] [--n 10,20,40,80] [--replicates 200] [--endpoint madrs.change]
                   [--time "1 d"] [--alpha 0.05] [--engine fast] [--format table|json]
-    ketasim predictors [FILE] [--bootstrap 1000] [--format table|json]
+    ketasim predictors [FILE] [--bootstrap 1000] [--subjects N] [--format table|json]
     ketasim drugs [NAME]
     ketasim validate [--out DIR] [--case NAME]
 
@@ -569,6 +569,9 @@ def predictors(
         show_default=False)] = None,
     bootstrap: Annotated[int, typer.Option(
         "--bootstrap", help="Bootstrap resamples for the AUC interval (0: DeLong).")] = 0,
+    subjects: Annotated[int | None, typer.Option(
+        "--subjects", help="Population size to simulate (default: the scenario's).",
+        show_default=False)] = None,
     fmt: Annotated[Format, typer.Option(
         "--format", "-f", help="stdout: a readable table, or JSON records.")] = Format.table,
     confirm_large: Annotated[bool, typer.Option(
@@ -582,7 +585,8 @@ def predictors(
 
         sc = _load_scenario(file, confirm_large)
         with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-            table = rank(sc, bootstrap=bootstrap, progress=progress, simulate=_api("run"))
+            table = rank(sc, bootstrap=bootstrap, progress=progress, simulate=_api("run"),
+                         size=subjects)
     except KetasimError as exc:
         raise _fail(exc) from None
     if fmt is Format.json:

@@ -97,13 +97,17 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
     return float(lo), float(hi)
 
 
-def _scenario_for(sc: Any) -> Any:
+def _scenario_for(sc: Any, size: int | None = None) -> Any:
     from ketasim.scenario import load_scenario
 
     if sc.species != "human":
         raise KetasimError(f"scenario: predictors of response need a human trial; this "
                            f"scenario is {sc.species}")
     data = copy.deepcopy(sc.as_dict())
+    if size is not None:
+        if size < 2:
+            raise KetasimError(f"--subjects: {size} is too few; use 2 or more")
+        data["population"]["size"] = size
     times = list(data["outputs"]["times"])
     have = {units.hours(t) for t in times}
     end = sc.follow_up_h
@@ -208,13 +212,15 @@ def predictor_table(sc: Any, data: Any, bootstrap: int = 0) -> pd.DataFrame:
 
 
 def predictors(sc: Any, bootstrap: int = 0, progress: Any = None,
-               simulate: Callable[..., Any] | None = None) -> pd.DataFrame:
-    """Run the scenario (with the outputs the candidates need) and rank the predictors."""
+               simulate: Callable[..., Any] | None = None,
+               size: int | None = None) -> pd.DataFrame:
+    """Run the scenario (with the outputs the candidates need; ``size`` replaces its
+    population size) and rank the predictors."""
     if simulate is None:
         from ketasim.experiments.run import run
 
         simulate = run
-    run_sc = _scenario_for(sc)
+    run_sc = _scenario_for(sc, size)
     result = simulate(run_sc, progress=progress)
     if "response" not in result.data:
         raise KetasimError("scenario: the run has no response readout")
