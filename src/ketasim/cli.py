@@ -439,7 +439,8 @@ def _endpoint_table(result: Any) -> Table | None:
                 continue
             v, unit = idx.loc[key, "value"], idx.loc[key, "unit"]
             if unit == "h":
-                cells.append(fmt_time(float(v)) if v == v else "not reached")
+                none = "not reached" if "median" in str(statistic) else "-"
+                cells.append(fmt_time(float(v)) if v == v else none)
             elif unit == "fraction":
                 cells.append(_fmt(v))
             else:
@@ -450,8 +451,10 @@ def _endpoint_table(result: Any) -> Table | None:
 
 def _frame_table(df: Any, title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    from pandas.api.types import is_numeric_dtype
+
     for col in df.columns:
-        table.add_column(str(col), justify="left" if df[col].dtype == object else "right")
+        table.add_column(str(col), justify="right" if is_numeric_dtype(df[col]) else "left")
     for row in df.itertuples(index=False):
         table.add_row(*[v if isinstance(v, str) else _fmt(v) for v in row])
     return table

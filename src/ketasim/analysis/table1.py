@@ -236,8 +236,8 @@ def table1(single: RunResult, course: RunResult | None) -> pd.DataFrame:
         p = _rows(single.summary, label, readout, "p_value")
         if np.isfinite(opd["onset_h"]):
             t = opd["onset_h"]
-            sim["Onset of Action"] = (f"{_fmt_t(t)} after the start of the infusion "
-                                      f"({diff.loc[t]:+.1f} MADRS points vs saline, "
+            sim["Onset of Action"] = (f"{_fmt_t(t)} from the start of the infusion "
+                                      f"({diff.loc[t]:+.1f} points vs saline, "
                                       f"{_fmt_p(float(p.loc[t]))})")
         else:
             sim["Onset of Action"] = "no rating up to 24 h separates by the rule"
@@ -247,9 +247,9 @@ def table1(single: RunResult, course: RunResult | None) -> pd.DataFrame:
         if np.isfinite(opd["duration_h"]):
             after = opd["after_duration_h"]
             tail = (f"; gone by {_fmt_t(after)}" if np.isfinite(after)
-                    else "; still present at the last rating")
+                    else "; present at the last rating")
             sim["Duration of Effect (Single Infusion)"] = (
-                f"through {_fmt_t(opd['duration_h'])} (d <= {DURATION_D} and p < {ALPHA}{tail})")
+                f"through {_fmt_t(opd['duration_h'])} (d <= {DURATION_D}, p < {ALPHA}{tail})")
         else:
             sim["Duration of Effect (Single Infusion)"] = "no separation by the rule"
     frac, n, other = _single_response(single, active, 24.0)
@@ -283,16 +283,16 @@ def _course_rows(course: RunResult) -> dict[str, str]:
                 lo, hi = wilson(float(v.sum()), v.size)
                 count = sum(len(d.times_h()) for d in sc.arms[0].doses)
                 out["Response Rate (Repeated Infusions)"] = (
-                    f"{_pct(float(v.mean()))} {_fmt_t(times[k] - last)} after the last of "
-                    f"{count} infusions (95% CI {_pct(lo)}-{_pct(hi)}, n={v.size})")
+                    f"{_pct(float(v.mean()))} at {_fmt_t(times[k])}, {_fmt_t(times[k] - last)} "
+                    f"after the last of {count} (95% CI {_pct(lo)}-{_pct(hi)}, n={v.size})")
     dur, seen = relapse_events(sc, data, arm, 0)
     if dur.size:
         med = km_median(kaplan_meier(dur, seen))
         days = f"{med / 24:.0f} days" if np.isfinite(med) else (
             f"not reached by {np.nanmax(dur) / 24:.0f} days")
         out["Median Time to Relapse (After Repeated Infusions)"] = (
-            f"{days} after the last infusion (Kaplan-Meier, {int(seen.sum())} relapses "
-            f"among {dur.size} responders)")
+            f"{days} after the last infusion (Kaplan-Meier; {int(seen.sum())} of "
+            f"{dur.size} responders relapsed)")
     elif "response" in data:
         out["Median Time to Relapse (After Repeated Infusions)"] = "no responders"
     return out

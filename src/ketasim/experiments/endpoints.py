@@ -49,7 +49,8 @@ empty (NaN) and ``unit`` "h" for times:
   :func:`kaplan_meier_table`;
 - safety readouts (``cadss``, ``sbp.change``, ``heart_rate.change``): ``peak`` (largest arm
   mean over the output times), ``time_of_peak`` (h, the rating time of that peak) and
-  ``subject_peak_mean`` (mean over subjects of each subject's largest value).
+  ``subject_peak_mean`` (mean over subjects of each subject's largest value); an arm whose
+  values all stay below 1e-6 (saline) has peak 0 and no time of peak.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from ketasim.readouts import FIXED
 from ketasim.result import SUMMARY_COLUMNS
 
 SAFETY = ("cadss", "sbp.change", "heart_rate.change")
+NUMERICAL_ZERO = 1e-6  # points, mmHg, beats/min: below this a safety readout is 0
 SCALES = ("madrs", "hamd17")
 Z95 = float(stats.norm.ppf(0.975))
 
@@ -477,7 +479,10 @@ def _period_endpoints(sc: Any, data: xr.Dataset, r: str, ok: np.ndarray, arm: st
                 k = int(np.nanargmax(mean))
                 subj = np.nanmax(v, axis=1)
             n = int(np.isfinite(subj).sum())
-            rows += [(arm, period, r, nan, "peak", float(mean[k]), unit, n),
-                     (arm, period, r, nan, "time_of_peak", float(times[k]), "h", n),
-                     (arm, period, r, nan, "subject_peak_mean", float(np.nanmean(subj)), unit, n)]
+            peak, when, subj_mean = float(mean[k]), float(times[k]), float(np.nanmean(subj))
+            if np.nanmax(np.abs(v)) < NUMERICAL_ZERO:  # e.g. saline: nothing to time
+                peak, when, subj_mean = 0.0, nan, 0.0
+            rows += [(arm, period, r, nan, "peak", peak, unit, n),
+                     (arm, period, r, nan, "time_of_peak", when, "h", n),
+                     (arm, period, r, nan, "subject_peak_mean", subj_mean, unit, n)]
     return rows
