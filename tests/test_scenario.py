@@ -90,14 +90,14 @@ def test_example_loads_and_round_trips(path: Path) -> None:
 
 
 def test_default_scenario_is_the_seed_crossover() -> None:
+    # the seed's crossover with 14-day periods (part 1 of the default study set; the
+    # six-infusion course is part 2, ketasim.analysis.table1)
     s = default_scenario()
-    assert s == load_scenario(EXAMPLES[0].parent / "seed_crossover.toml")
     assert s.design.type == "crossover" and len(s.arms) == 2
     assert s.population.size == 100 and s.population.condition == "trd"
-    assert s.follow_up_h == 168.0
-    assert s.period_starts_h == [0.0, 504.0]  # 7 d period + 14 d washout
-    assert s.output_times_h == pytest.approx([40 / 60, 80 / 60, 110 / 60, 230 / 60,
-                                              24, 48, 72, 168])
+    assert s.follow_up_h == 14 * 24.0
+    assert s.period_starts_h == [0.0, 28 * 24.0]  # 14 d period + 14 d washout
+    assert {2.0, 4.0, 24.0, 48.0, 168.0} <= set(s.output_times_h)
     dose = s.arm("ketamine").doses[0]
     assert (dose.basis, dose.magnitude) == ("mass_per_kg", pytest.approx(500.0))
     assert dose.duration_h == pytest.approx(2 / 3)

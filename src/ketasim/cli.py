@@ -2,6 +2,9 @@
 
     ketasim run [FILE] [--out DIR] [--overwrite] [--format table|json]
                 [--subjects/--no-subjects] [--confirm-large]
+    ketasim power [FILE] [--n 10,20,40,80] [--replicates 200] [--endpoint madrs.change]
+                  [--time "1 d"] [--alpha 0.05] [--engine fast] [--format table|json]
+    ketasim predictors [FILE] [--bootstrap 1000] [--subjects N] [--format table|json]
     ketasim drugs [NAME]
     ketasim validate [--out DIR] [--case NAME]
 
@@ -215,7 +218,8 @@ def _root(
 @app.command()
 def run(
     file: Annotated[Path | None, typer.Argument(
-        help="Scenario TOML file; none: the built-in seed crossover.",
+        help="Scenario TOML file; none: the built-in study set (the seed's crossover plus a "
+        "six-infusion course) with the seed's Table 1.",
         show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         "--out", "-o", help="Write summary.csv, subjects.parquet, manifest.json and "
@@ -240,7 +244,12 @@ def run(
             check_out_dir(out, overwrite)
         simulate = _api("run")
         with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-            result = simulate(sc, progress=progress)
+            if file is None:  # the default study set: the crossover plus the course
+                from ketasim.analysis.table1 import run_default
+
+                result = run_default(progress, single=sc, simulate=simulate)
+            else:
+                result = simulate(sc, progress=progress)
         written: list[Path] = []
         if out is not None:
             from ketasim.io.results import write_results
@@ -280,6 +289,9 @@ def _print_run(result: Any, out: Path | None, written: list[Path]) -> None:
         con.print(" | ".join(str(f) for f in facts), style="dim")
     for table in _summary_tables(result, con.width):
         con.print(table)
+    endpoints = _endpoint_table(result)
+    if endpoints is not None:
+        con.print(endpoints)
     t1 = result.extra_tables.get("table1") if result.extra_tables else None
     if t1 is not None:
         con.print(_frame_table(t1, "Table 1: published values beside simulated ones"))
@@ -294,6 +306,7 @@ def _summary_tables(result: Any, width: int = 160) -> list[Table]:
     s = result.summary
     if s is None or not len(s):
         return []
+    s = s[s["time_h"].notna()]  # whole-period endpoints: _endpoint_table
     tables = []
     crossover = s["period"].nunique() > 1
     for readout, rows in s.groupby("readout", sort=False):
@@ -394,13 +407,225 @@ def _cell(idx: Any, arm: str, period: int, t: float, zero: float = 0.0) -> str:
     return f"{_fmt(mean, zero)} ± {_fmt(sd, zero)}"
 
 
+def _endpoint_table(result: Any) -> Table | None:
+    """Whole-period endpoints (summary rows without a time): rows = (readout, statistic),
+    columns = arm and period; times in hours are shown as times."""
+    from ketasim.io.report import fmt_time
+
+    s = result.summary
+    if s is None or not len(s) or "time_h" not in s:
+        return None
+    s = s[s["time_h"].isna()]
+    if not len(s):
+        return None
+    crossover = s["period"].nunique() > 1
+    groups = list(dict.fromkeys(zip(s["arm"], s["period"], strict=True)))
+    table = Table(title="endpoints over each period (time to event from the period's time "
+                  "zero; relapse from the last dose)", title_justify="left",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("readout", no_wrap=True)
+    table.add_column("statistic", no_wrap=True)
+    for arm, period in groups:
+        table.add_column(f"{arm} P{period}" if crossover else str(arm), justify="right",
+                         no_wrap=True)
+    idx = s.set_index(["readout", "statistic", "arm", "period"])
+    idx = idx[~idx.index.duplicated()]
+    for readout, statistic in dict.fromkeys(zip(s["readout"], s["statistic"], strict=True)):
+        cells = []
+        for arm, period in groups:
+            key = (readout, statistic, arm, period)
+            if key not in idx.index:
+                cells.append("")
+                continue
+            v, unit = idx.loc[key, "value"], idx.loc[key, "unit"]
+            if unit == "h":
+                none = "not reached" if "median" in str(statistic) else "-"
+                cells.append(fmt_time(float(v)) if v == v else none)
+            elif unit == "fraction":
+                cells.append(_fmt(v))
+            else:
+                cells.append(f"{_fmt(v)} {unit}")
+        table.add_row(str(readout), str(statistic).replace("_", " "), *cells)
+    return table
+
+
 def _frame_table(df: Any, title: str) -> Table:
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    from pandas.api.types import is_numeric_dtype
+
     for col in df.columns:
-        table.add_column(str(col), justify="left" if df[col].dtype == object else "right")
+        table.add_column(str(col), justify="right" if is_numeric_dtype(df[col]) else "left")
     for row in df.itertuples(index=False):
         table.add_row(*[v if isinstance(v, str) else _fmt(v) for v in row])
     return table
+
+
+# ------------------------------------------------------------------------------ power
+
+
+@app.command()
+def power(
+    file: Annotated[Path | None, typer.Argument(
+        help="Scenario TOML file; none: the built-in seed crossover.",
+        show_default=False)] = None,
+    n: Annotated[str, typer.Option(
+        "--n", help="Trial sizes, comma-separated (per arm in parallel designs, per trial "
+        "in crossovers); each at least 2.")] = "10,20,40,80",
+    replicates: Annotated[int, typer.Option(
+        "--replicates", "-r", help="Simulated trials per size (each with new subjects).")
+    ] = 200,
+    endpoint: Annotated[str, typer.Option(
+        "--endpoint", help="Primary endpoint readout (e.g. madrs.change, response).")
+    ] = "madrs.change",
+    time: Annotated[str, typer.Option(
+        "--time", help="Time of the primary endpoint after the (period's) first dose.")
+    ] = "1 d",
+    alpha: Annotated[float, typer.Option("--alpha", help="Two-sided significance level.")
+                     ] = 0.05,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="reference | batched | fast (default: fast when numba is "
+        "installed, else the scenario's).", show_default=False)] = None,
+    batch: Annotated[int | None, typer.Option(
+        "--batch", help="Replicates simulated per run (default: about 1000 subjects a run).",
+        show_default=False)] = None,
+    fmt: Annotated[Format, typer.Option(
+        "--format", "-f", help="stdout: a readable table, or JSON records.")] = Format.table,
+    confirm_large: Annotated[bool, typer.Option(
+        "--confirm-large", help="Allow more than 100000 subjects in the scenario.")] = False,
+) -> None:
+    """Probability that the primary endpoint is significant, by trial size (simulated)."""
+    try:
+        from ketasim.analysis import power as pw
+
+        sizes = pw.parse_sizes(n)
+        if replicates < 1:
+            raise KetasimError(f"--replicates: {replicates} is not a whole number >= 1")
+        if batch is not None and batch < 1:
+            raise KetasimError(f"--batch: {batch} is not a whole number >= 1")
+        if engine is not None and engine not in ("reference", "batched", "fast"):
+            raise KetasimError(f'--engine: "{engine}" is not an engine; use one of: '
+                               "reference, batched, fast")
+        sc = _load_scenario(file, confirm_large)
+        _check_readout(sc, endpoint, "--endpoint")
+        ep = pw.Endpoint(endpoint, time, alpha)
+        pw.check(sc, sizes, replicates, ep)
+        chosen = engine or pw.default_engine(sc)
+        with _RunProgress(enabled=Console(stderr=True).is_terminal,
+                          what="simulating trials") as progress:
+            table = pw.power(sc, sizes, replicates, ep, engine=chosen, batch=batch,
+                             progress=progress, simulate=_api("run"))
+    except KetasimError as exc:
+        raise _fail(exc) from None
+    if fmt is Format.json:
+        typer.echo(json.dumps(_records(table)))
+        return
+    con = _console()
+    con.print(f"[bold]power: {getattr(sc, 'name', 'scenario')}[/bold]")
+    con.print(f"{sc.design.type} | primary endpoint {ep.describe()} | {replicates} "
+              f"replicates per size | engine {chosen} | seed {sc.seed}", style="dim")
+    shown = table.copy()
+    shown["power"] = [f"{100 * v:.0f}%" for v in shown["power"]]
+    shown["95% CI"] = [f"{100 * lo:.0f}-{100 * hi:.0f}%" for lo, hi in
+                       zip(table["ci_low"], table["ci_high"], strict=True)]
+    shown = shown[["n", "comparison", "power", "95% CI", "significant", "replicates",
+                   "mean_difference", "mean_cohens_d"]]
+    con.print(_frame_table(shown.astype({"n": str, "significant": str, "replicates": str}),
+                           "power (two-sided test as in the summary; Wilson 95% CI)"))
+
+
+def _records(df: Any) -> list[dict[str, Any]]:
+    out = []
+    for row in df.to_dict(orient="records"):
+        rec = {}
+        for k, v in row.items():
+            if hasattr(v, "item"):
+                v = v.item()
+            rec[str(k)] = None if isinstance(v, float) and v != v else v
+        out.append(rec)
+    return out
+
+
+def _check_readout(sc: Any, readout: str, option: str) -> None:
+    from ketasim.catalog import catalog
+    from ketasim.readouts import lookup
+
+    if lookup(readout, catalog().families()) is None:
+        raise KetasimError(f'{option}: "{readout}" is not a readout; e.g. madrs.change, madrs, '
+                           "response, remission")
+    if sc.species != "human" and readout in ("madrs", "hamd17", "madrs.change",
+                                             "hamd17.change", "response", "remission",
+                                             "cadss", "relapse_free"):
+        raise KetasimError(f'{option}: "{readout}" is a human readout; this scenario is '
+                           f"{sc.species}")
+    if readout == "relapse_free":
+        raise KetasimError(f'{option}: "relapse_free" is counted among responders only; '
+                           "use response or remission")
+
+
+# ------------------------------------------------------------------------- predictors
+
+
+@app.command()
+def predictors(
+    file: Annotated[Path | None, typer.Argument(
+        help="Scenario TOML file (human); none: the built-in seed crossover.",
+        show_default=False)] = None,
+    bootstrap: Annotated[int, typer.Option(
+        "--bootstrap", help="Bootstrap resamples for the AUC interval (0: DeLong).")] = 0,
+    subjects: Annotated[int | None, typer.Option(
+        "--subjects", help="Population size to simulate (default: the scenario's).",
+        show_default=False)] = None,
+    fmt: Annotated[Format, typer.Option(
+        "--format", "-f", help="stdout: a readable table, or JSON records.")] = Format.table,
+    confirm_large: Annotated[bool, typer.Option(
+        "--confirm-large", help="Allow more than 100000 subjects.")] = False,
+) -> None:
+    """Rank baseline covariates and early readouts by how well they predict response."""
+    try:
+        if bootstrap < 0:
+            raise KetasimError(f"--bootstrap: {bootstrap} is not a whole number >= 0")
+        from ketasim.analysis.predictors import predictors as rank
+
+        sc = _load_scenario(file, confirm_large)
+        with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
+            table = rank(sc, bootstrap=bootstrap, progress=progress, simulate=_api("run"),
+                         size=subjects)
+    except KetasimError as exc:
+        raise _fail(exc) from None
+    if fmt is Format.json:
+        typer.echo(json.dumps(_records(table)))
+        return
+    con = _console()
+    con.print(f"[bold]predictors of response: {getattr(sc, 'name', 'scenario')}[/bold]")
+    how = f"bootstrap ({bootstrap} resamples)" if bootstrap else "DeLong"
+    con.print(f"ROC AUC (Mann-Whitney) with 95% CI ({how}); AUC < 0.5: lower values go "
+              "with response", style="dim")
+    for target in dict.fromkeys(table["target"]):
+        sub = table[table["target"] == target]
+        shown = pd_frame({
+            "predictor": sub["predictor"], "kind": sub["kind"],
+            "AUC": [_fmt(v) for v in sub["auc"]],
+            "95% CI": [f"{_fmt(lo)}-{_fmt(hi)}" for lo, hi in
+                       zip(sub["ci_low"], sub["ci_high"], strict=True)],
+            "direction": sub["direction"],
+            "responders": [f"{a}/{a + b}" for a, b in
+                           zip(sub["responders"], sub["non_responders"], strict=True)],
+            "worth measuring": ["yes" if w else "no" for w in sub["worth_measuring"]],
+        })
+        con.print(_frame_table(shown, f"{target} (ranked by discrimination)"))
+    worth = table[table["worth_measuring"]]
+    if len(worth):
+        con.print("worth measuring in a real trial (CI excludes 0.5): " + "; ".join(
+            f"{t}: " + ", ".join(worth.loc[worth["target"] == t, "predictor"])
+            for t in dict.fromkeys(worth["target"])))
+    else:
+        con.print("no candidate's CI excludes 0.5")
+
+
+def pd_frame(columns: dict[str, Any]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame({k: list(v) for k, v in columns.items()})
 
 
 # ------------------------------------------------------------------------------ drugs

@@ -475,14 +475,22 @@ def _summary_tables(result: RunResult) -> str:
         wide["time"] = [fmt_time(t) for t in wide.pop("time_h")]
         wide = wide[["readout", "unit", "comparison", "time", *cols]]
         parts.append("<h3>Between arms</h3><p class=\"muted\">difference = active - control; "
-                     "Cohen's d; p from a Welch t-test (parallel) or a paired t-test "
-                     "(crossover).</p>" + _table(wide))
+                     "Cohen's d (crossover: within-subject); p from a Welch t-test (parallel) "
+                     "or the period-adjusted crossover analysis; Fisher's exact test "
+                     "(parallel) or McNemar's (crossover) for response and remission; "
+                     "ci_low/ci_high: 95 % CI of the difference; nnt = 1 / difference."
+                     "</p>" + _table(wide))
     return "\n".join(parts)
+
+
+_HIDDEN_EXTRA = {"course_summary", "kaplan_meier"}  # drawn by report_trial; in the CSVs
 
 
 def _extra_tables(result: RunResult) -> str:
     parts = []
     for name, table in result.extra_tables.items():
+        if name in _HIDDEN_EXTRA:
+            continue
         title = _EXTRA_TITLES.get(name, str(name).replace("_", " "))
         parts.append(f"<h2>{_esc(title)}</h2>" + _table(pd.DataFrame(table)))
     return "\n".join(parts)
