@@ -78,6 +78,14 @@ class PopulationSpec:
     madrs_min: float | None = None
 
 
+REF_BMI = 70.0 / 1.76 ** 2  # reference adult of the PK parameter sets: 70 kg, 176 cm, male
+
+
+def _lean_fraction(bmi: float, female: float) -> float:
+    """Fat-free mass / weight (Janmahasatian 2005, Clin Pharmacokinet 44:1051)."""
+    return 9270.0 / ((8780.0 + 244.0 * bmi) if female else (6680.0 + 216.0 * bmi))
+
+
 def draw_subjects(spec: PopulationSpec, seed: int, indices: np.ndarray) -> pd.DataFrame:
     """Covariates of the subjects with global ``indices`` (one row each)."""
     rows = [_draw_one(spec, seed, int(i)) for i in indices]
@@ -103,7 +111,8 @@ def _draw_one(spec: PopulationSpec, seed: int, i: int) -> dict[str, Any]:
     severity = mechanism_table()["conditions"][spec.condition].value
     row: dict[str, Any] = {"weight": w_mean, "female": float(fem >= 0.5), "age": age_m,
                            "cyp2b6_pm": 0.0, "genotype": GENOTYPES[int(np.argmax(mix))],
-                           "fh_aud": 0.0, "severity": severity, "plasticity": 1.0}
+                           "fh_aud": 0.0, "severity": severity, "plasticity": 1.0,
+                           "spine_stability": 1.0}
     if spec.variability:
         d = rng_for(seed, i, _DEMOGRAPHY)
         row["weight"] = float(np.clip(d.normal(w_mean, w_sd), 0.4 * w_mean, 2.5 * w_mean))
@@ -116,11 +125,14 @@ def _draw_one(spec: PopulationSpec, seed: int, i: int) -> dict[str, Any]:
         s = rng_for(seed, i, _DISEASE)
         row["severity"] = severity * _lognormal(s, _pv("variability", "severity_cv"))
         row["plasticity"] = _lognormal(s, _pv("variability", "plasticity_cv"))
+        row["spine_stability"] = _lognormal(s, _pv("variability", "spine_stability_cv"))
     if spec.species == "human":
         height = (_pv("human", "height_female") if row["female"] else _pv("human", "height_male"))
         if spec.variability:
             height += _pv("human", "height_sd") * rng_for(seed, i, _DEMOGRAPHY, 1).standard_normal()
         row["bmi"] = row["weight"] / (height / 100.0) ** 2
+        row["lean_ratio"] = _lean_fraction(row["bmi"], row["female"]) / _lean_fraction(
+            REF_BMI, 0.0)
     return row
 
 
@@ -145,8 +157,14 @@ def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, spec: Populat
     put("weight", subjects["weight"].to_numpy(float))
     put("female", subjects["female"].to_numpy(float))
     put("cyp2b6_pm", subjects["cyp2b6_pm"].to_numpy(float))
-    put("plasticity", subjects["plasticity"].to_numpy(float))
     gen = mechanism_table()["genetics"]
+    # family history of alcohol use disorder acts on mTORC1-dependent synthesis (plasticity)
+    fh = subjects["fh_aud"].to_numpy(float) if "fh_aud" in subjects else np.zeros(n)
+    put("plasticity", subjects["plasticity"].to_numpy(float)
+        * (1 + gen["fh_aud_plasticity"].value * fh))
+    put("spine_stability", subjects["spine_stability"].to_numpy(float))
+    if "lean_ratio" in subjects:
+        put("lean_ratio", subjects["lean_ratio"].to_numpy(float))
     secretion = {"val_val": 1.0, "val_met": gen["bdnf_secretion_val_met"].value,
                  "met_met": gen["bdnf_secretion_met_met"].value}
     put("bdnf_secretion", subjects["genotype"].map(secretion).to_numpy(float))

@@ -58,6 +58,7 @@ _FIXED: tuple[Readout, ...] = (
     Readout("synaptic_function", "1", "spine density and GluA1 combined (healthy 1)"),
     Readout("stress_load", "1", "chronic stress / depression load"),
     Readout("sedation", "1", "fractional GABA-A potentiation (perceived sedation)"),
+    Readout("perceived_effect", "1", "perceived drug effect so far (sedation + dissociation)"),
 )
 
 FIXED: dict[str, Readout] = {r.name: r for r in _FIXED}

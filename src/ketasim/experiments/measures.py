@@ -9,8 +9,8 @@ where ``mood_0`` is the subject's mood drive before the first period (so carry-o
 period 2 shows), and the placebo/expectancy term rises after each period's first dose and
 wanes, scaled by the subject's expectancy and by the perceived drug effect (sedation,
 dissociation: why midazolam is a stronger placebo than saline). Scores get rater noise
-and day-to-day fluctuation. Rodent tests: FST immobility and NSF latency fall
-exponentially, sucrose preference rises linearly with the mood drive, with
+and day-to-day fluctuation. Rodent tests: FST immobility (share of the 240 scored
+seconds, logistic in the mood drive) and NSF latency (exponential) fall, sucrose preference rises linearly with the mood drive, with
 between-animal noise. Random draws use each subject's own stream.
 """
 
@@ -24,6 +24,7 @@ import xarray as xr
 from ketasim.population import PopulationSpec, _pv, rng_for
 
 _RATING, _BEHAVIOUR = 5, 6
+FST_SCORED_S = 240.0  # last 4 min of a 6-min forced swim test
 
 
 def _noise(seed: int, subjects: np.ndarray, shape: tuple[int, ...], purpose: int,
@@ -57,8 +58,7 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     times = data["time"].values
     onset, decay = _pv("ratings", "placebo_onset"), _pv("ratings", "placebo_decay")
     kin = (1 - np.exp(-np.clip(times, 0, None) / onset)) * np.exp(-np.clip(times, 0, None) / decay)
-    perceived = (data["sedation"].max("time")
-                 + data["cadss"].max("time") / _pv("ratings", "cadss_perceived"))
+    perceived = data["perceived_effect"]  # model state: peak felt so far, fading
     expect = np.full(len(subj), _pv("ratings", "placebo_mean"))
     if spec.variability:
         expect += _pv("ratings", "placebo_sd") * _noise(sc.seed, subj, (), _RATING, 1)
@@ -146,7 +146,10 @@ def rodent_behaviour(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Data
          else np.zeros((len(subj), *shape)) for k in range(3)]
     dims = ("subject", "period", "time")
     fst0 = _pv("behaviour", f"fst_healthy_{'mouse' if sc.species == 'mouse' else 'rat'}")
-    fst = fst0 * np.exp(-_pv("behaviour", "fst_gain") * (mood - 1)) + \
+    # share of the 240 scored seconds spent immobile: logistic in the mood drive, so it
+    # saturates (never above 240 s) for deeply stressed animals
+    logit0 = np.log(fst0 / (FST_SCORED_S - fst0))
+    fst = FST_SCORED_S / (1 + np.exp(-(logit0 - _pv("behaviour", "fst_gain") * (mood - 1)))) + \
         _pv("behaviour", "fst_sd") * xr.DataArray(z[0], dims=dims)
     spt = _pv("behaviour", "spt_healthy") - _pv("behaviour", "spt_gain") * (1 - mood) + \
         _pv("behaviour", "spt_sd") * xr.DataArray(z[1], dims=dims)

@@ -19,24 +19,37 @@ G = "circuit"
 
 
 def add(m: ModelSpec) -> None:
-    for k in ("theta_i", "w_inh", "theta_e", "w_e", "e_max", "tau_i", "tau_e", "tau_glu",
-              "gabaa_gain", "tau_glx", "glx_gain", "gaba_supply_mpfc", "gaba_supply_hipp",
-              "tau_gaba_hipp", "gaba_gain", "glu_terminal_gain", "tau_gad", "gad_gain"):
+    for k in ("theta_i", "w_inh", "nmda_gate_k", "nmda_gate_n", "e_max", "tau_i", "tau_e",
+              "tau_glu", "tau_mglu", "mglu_gain", "gabaa_gain", "tau_glx", "glx_gain",
+              "gaba_supply_mpfc", "gaba_supply_hipp", "tau_gaba_hipp", "gaba_gain",
+              "glu_terminal_gain", "tau_gad", "gad_gain"):
         mech(m, G, k)
     mech(m, "hypotheses", "disinhibition")
     m.assign("int_drive",
-             "pos(1 - disinhibition * share_int * block_int - theta_i) / (1 - theta_i)", "1", "interneuron steady-state activity from its NMDA drive", G)
+             "pos(1 - disinhibition * share_int * block_int - theta_i) / (1 - theta_i)", "1",
+             "interneuron steady-state activity from its NMDA drive", G)
     m.state("interneuron", "1", "(int_drive - interneuron) / tau_i", "1",
             "GABAergic interneuron activity", G)
-    m.assign("pyr_raw",
-             "pos(1 - w_e * share_pyr * block_pyr"
-             " - w_inh * interneuron * (1 + gabaa_gain * gabaa_pot) - theta_e)"
-             " / (1 - w_inh - theta_e)", "1", "pyramidal drive before saturation", G)
+    # excitation left after interneuron inhibition (GABA-A potentiation deepens it) ...
+    m.assign("disinhib",
+             "pos(1 - w_inh * interneuron * (1 + gabaa_gain * gabaa_pot)) / (1 - w_inh)", "1",
+             "pyramidal excitation after interneuron inhibition (1 at baseline)", G)
+    # ... gated by the recurrent NMDA drive the network needs to sustain firing: near-full
+    # block (anaesthetic doses) collapses it, which makes the dose response an inverted U
+    m.derive("gate_norm", "1 + nmda_gate_k ** nmda_gate_n", "1", "gate at baseline = 1", G)
+    m.assign("nmda_gate",
+             "gate_norm * hill(pos(1 - share_pyr * block_pyr), nmda_gate_k, nmda_gate_n)", "1",
+             "pyramidal firing permitted by its remaining NMDA drive", G)
+    m.assign("pyr_raw", "disinhib * nmda_gate", "1", "pyramidal drive before saturation", G)
     m.assign("pyr_drive", "pyr_raw * e_max / (e_max - 1 + pyr_raw)", "1",
              "saturating pyramidal steady-state activity", G)
     m.state("pyramidal", "1", "(pyr_drive - pyramidal) / tau_e", "1",
             "layer V pyramidal neuron activity", G)
-    m.state("glu", "1", "(pyramidal - glu) / tau_glu", "1",
+    # presynaptic mGlu2/3 autoreceptors sense glutamate with a delay and damp its release:
+    # the surge is transient even while block persists (Milak 2016 peak before infusion end)
+    m.state("mglu", "1", "(glu - mglu) / tau_mglu", "1",
+            "presynaptic mGlu2/3 autoreceptor activation (tracks glutamate)", G)
+    m.state("glu", "1", "(pyramidal / (1 + mglu_gain * pos(mglu - 1)) - glu) / tau_glu", "1",
             "extracellular prefrontal glutamate", G)
     m.state("glx", "1", "(1 + glx_gain * (glu - 1) - glx) / tau_glx", "1",
             "MRS-visible mPFC Glx (cycling-driven pool)", G)

@@ -72,6 +72,10 @@ def add_subject_parameters(m: ModelSpec, cat: Catalog, species: str) -> None:
     bw = sp.body_weight
     m.param("weight", bw.to("kg"), "kg", _src(bw), bw.tag, group="subject")
     m.param("female", 0.0, "1", "covariate: 1 female, 0 male", "assumed", group="subject")
+    m.param("lean_ratio", 1.0, "1",
+            "covariate: fat-free mass / weight relative to the reference adult (Janmahasatian "
+            "2005 Clin Pharmacokinet 44:1051 from weight, BMI and sex; 1 in rodents)", "P",
+            group="subject")
     m.param("cyp2b6_pm", 0.0, "1", "covariate: 1 CYP2B6 poor metaboliser (*6/*6)", "assumed",
             group="subject")
     m.param("allo_cl", sp.allometry.cl_exponent.value, "1", _src(sp.allometry.cl_exponent),
@@ -124,7 +128,11 @@ def add_compound(m: ModelSpec, cat: Catalog, species: str, cid: str, routes: set
         _p(m, f"{cid}_pm_cl", pm, "1", g)
         cyp = f"(1 + ({cid}_pm_cl - 1) * cyp2b6_pm)"
     wr = f"(weight / {cid}_wref)"
-    m.derive(f"{cid}_CL", f"{cid}_cl_ref * {wr} ** allo_cl * eta_cl_{cid} * {sex} * {cyp}",
+    # clearance scales with lean (fat-free) mass: lean_ratio = subject's FFM/weight relative
+    # to the reference adult's (1 for rodents and the typical subject), so at a mg/kg dose
+    # heavier, fatter patients get more exposure
+    m.derive(f"{cid}_CL",
+             f"{cid}_cl_ref * ({wr} * lean_ratio) ** allo_cl * eta_cl_{cid} * {sex} * {cyp}",
              "L/h", f"individual clearance of {cid}", g)
     m.derive(f"{cid}_V1", f"{cid}_v1_ref * {wr} ** allo_v * eta_v_{cid}", "L",
              f"individual central volume of {cid}", g)

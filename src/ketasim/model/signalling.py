@@ -1,14 +1,17 @@
 """Signalling layer in prefrontal pyramidal neurons (all states 1 when healthy, drug-free).
 
-- AMPA throughput ``ampa`` follows glutamate x synaptic GluA1 x (1 - AMPA block) x
-  (1 + HNK potentiation); L-type Ca2+ entry follows AMPA depolarisation.
+- AMPA throughput ``ampa`` follows glutamate x (1 - AMPA block) x (1 + HNK potentiation);
+  L-type Ca2+ entry follows AMPA depolarisation. Synaptic GluA1 content acts on synaptic
+  function (structure layer), not back on BDNF release: that loop (GluA1 -> AMPA -> BDNF
+  -> TrkB -> mTORC1 -> GluA1) with the translation burst in it runs away.
 - Resting NMDA block switches eEF2 kinase off: ``p_eef2`` falls, BDNF translation rises.
 - BDNF: tissue pool ``bdnf`` (synthesis x translation x stress x SSRI adaptation; release
   constitutive + Ca2+-driven, scaled by Val66Met), extracellular ``bdnf_ex``, a plasma pool.
-- TrkB activation with desensitisation -> ERK/Akt -> mTORC1. Rheb-GTP is permissive: it
-  scales mTORC1's response to upstream ERK/Akt input, so sparing Rheb (NMDA -> nNOS ->
-  GAPDH-SNO -> Siah1 -> Rheb degradation, blocked by NMDA block) amplifies activation but
-  cannot activate mTORC1 without it (anaesthetic doses, no surge: no activation; Li 2010).
+- TrkB activation with desensitisation -> ERK/Akt -> mTORC1, multiplied by Rheb: the
+  NMDA -> nNOS -> GAPDH-SNO -> Siah1 -> Rheb degradation branch is spared by NMDA block,
+  so Rheb rises and multiplies whatever ERK/Akt input there is. At anaesthetic doses the
+  network falls silent (circuit layer), ERK/Akt input falls below baseline and the
+  product stays low despite more Rheb (no activation at 80 mg/kg; Li 2010).
 - mTORC1 -> p70S6K, and translation of PSD95, GluA1 and synapsin I (stress speeds loss).
 """
 
@@ -24,8 +27,8 @@ def add(m: ModelSpec) -> None:
     for k in ("tau_ampa", "ca_ampa_n", "bdnf_release_basal", "k_bdnf_release", "tau_bdnf_pool",
               "tau_bdnf_ex", "tau_bdnf_plasma", "bdnf_translation_gain", "stress_bdnf",
               "eef2k_gain", "tau_peef2", "tau_trkb", "tau_trkb_desens", "trkb_desens",
-              "tau_erk", "erk_gain", "tau_sno", "sno_gain", "tau_rheb", "tau_mtor", "mtor_erk",
-              "mtor_rheb", "tau_s6k", "tau_synprot", "synth_burst", "burst_k", "tau_mtor_ref",
+              "tau_erk", "erk_k", "erk_n", "tau_sno", "sno_gain", "tau_rheb", "tau_mtor", "mtor_erk",
+              "mtor_rheb", "tau_s6k", "tau_s6k_fb", "s6k_fb_gain", "tau_synprot", "synth_burst", "burst_k", "tau_mtor_ref", "tau_ref_down",
               "stress_synprot",
               "tau_ssri", "ssri_bdnf"):
         mech(m, G, k)
@@ -43,7 +46,7 @@ def add(m: ModelSpec) -> None:
     m.derive("ca_per_ampa", "1 + (glua2_ca - 1) * ko_glua2", "1", "Ca2+ per AMPA current", G)
     m.assign("glu_eff", "glu * (1 - ampa_block) * (1 + hnk_ampa * ampa_pot)", "1",
              "glutamate drive on AMPA receptors after antagonists and potentiators", G)
-    m.state("ampa", "1", "(glu_eff * glua1 * ampa_cap - ampa) / tau_ampa", "ampa_cap",
+    m.state("ampa", "1", "(glu_eff * ampa_cap - ampa) / tau_ampa", "ampa_cap",
             "AMPA receptor throughput", G)
     m.assign("ca_l", "(ampa * ca_per_ampa / ampa_cap) ** ca_ampa_n * (1 - ltype_block)", "1",
              "L-type Ca2+ entry", G)
@@ -68,19 +71,29 @@ def add(m: ModelSpec) -> None:
     m.state("trkb", "1",
             "(bdnf_ex * bdnf_free_frac * (1 - trkb_block) * (1 - trkb_d) / (1 - trkb_desens)"
             " - trkb) / tau_trkb", "1", "active TrkB", G)
-    m.state("erk", "1", "(1 + erk_gain * (trkb - 1) - erk) / tau_erk", "1",
+    # normalised Hill (1 at baseline TrkB, never negative, saturating at 1 + erk_k^erk_n)
+    m.derive("erk_norm", "1 + erk_k ** erk_n", "1", "ERK/Akt Hill normalisation", G)
+    m.state("erk", "1", "(erk_norm * hill(trkb, erk_k, erk_n) - erk) / tau_erk", "1",
             "ERK/Akt activity", G)
     m.state("sno", "1", "(exp(-sno_gain * rest_loss) - sno) / tau_sno", "1",
             "nNOS -> GAPDH S-nitrosylation (Siah1 complex)", G)
     m.state("rheb", "1", "(1 - sno * rheb) / tau_rheb", "1", "Rheb protein", G)
+    # p70S6K feeds back negatively on the upstream input (S6K1 -> IRS-1/Rictor), with a
+    # delay: a sustained rise of ERK/Akt input gives a transient p-mTOR response
+    m.state("s6k_fb", "1", "(s6k - s6k_fb) / tau_s6k_fb", "1",
+            "S6K1 negative feedback on mTORC1 input (delayed p70S6K)", G)
     m.state("mtor", "1",
-            "(pos(1 + mtor_erk * (erk - 1) * rheb ** mtor_rheb) * (1 - mtor_block) - mtor)"
-            " / tau_mtor", "1", "mTORC1 activity (p-mTOR)", G)
+            "(pos(1 + mtor_erk * (erk - 1)) * rheb ** mtor_rheb * (1 - mtor_block)"
+            " / (1 + s6k_fb_gain * pos(s6k_fb - 1)) - mtor) / tau_mtor", "1",
+            "mTORC1 activity (p-mTOR)", G)
     m.state("s6k", "1", "(mtor - s6k) / tau_s6k", "1", "p-p70S6K", G)
     # local translation bursts when mTORC1 rises above its recent level (a slow reference),
     # so a chronically stressed neuron responds to a rise as a healthy one does; the Hill
     # form (n = 2) has zero gain at the set point, so small fluctuations cannot trigger it
-    m.state("mtor_ref", "1", "(mtor - mtor_ref) / tau_mtor_ref", "1",
+    # the reference rises slowly but falls fast, so that recovery from an inhibition
+    # (NBQX, rapamycin wearing off) is not read as a rise and triggers no burst
+    m.state("mtor_ref", "1",
+            "pos(mtor - mtor_ref) / tau_mtor_ref - pos(mtor_ref - mtor) / tau_ref_down", "1",
             "recent mTORC1 activity (slow reference for the translation burst)", G)
     m.assign("mtor_rise", "pos(mtor / mtor_ref - 1)", "1", "mTORC1 rise above its reference", G)
     m.assign("synthesis",

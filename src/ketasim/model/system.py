@@ -45,6 +45,7 @@ MECHANISM_READOUTS: dict[str, tuple[str, str]] = {
     "synaptic_function": ("synaptic_function", "1"),
     "stress_load": ("stress_load", "1"),
     "sedation": ("gabaa_pot", "1"),
+    "perceived_effect": ("perceived", "1"),
 }
 
 
