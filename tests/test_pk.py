@@ -365,12 +365,14 @@ INFUSION_SOURCES: dict[str, str] = {
 }
 
 
-def infusion_table(weight: float = 70.0, female: float = 0.0) -> dict[str, np.ndarray]:
+def infusion_table(weight: float = 70.0, female: float = 0.0,
+                   lean_ratio: float = 1.0) -> dict[str, np.ndarray]:
     """Plasma ng/mL of ketamine, norketamine, HNK and DHNK at TIMES_MIN (typical man by
-    default; ``female=1`` for the typical woman)."""
+    default; ``female=1`` for a woman, ``lean_ratio`` her fat-free fraction relative to the
+    reference man)."""
     routes = tuple((c, "iv_infusion") for c in ENANTIOMERS)
     model = build_model("human", ENANTIOMERS, routes, pk_only=True)
-    P = typical(model, weight=weight, female=female)
+    P = typical(model, weight=weight, female=female, lean_ratio=lean_ratio)
     ev = [DoseEvent(0.0, f"{c}_c", np.array([nmol(0.5 * weight * 0.5, c)]), 40 / 60)
           for c in ENANTIOMERS]
     t = np.array(TIMES_MIN) / 60
@@ -557,6 +559,8 @@ def test_full_run_reproduces_the_pk_table() -> None:
     })
     data = ketasim.run(sc).data
     assert list(data["status"].values) == ["ok"]
-    table = infusion_table(70.0, female=1.0)
+    lean = float(data["lean_ratio"].values[0])
+    assert lean < 1.0  # a 70-kg woman of typical height is less lean than the reference man
+    table = infusion_table(70.0, female=1.0, lean_ratio=lean)
     for k in INFUSION_REFERENCE:
         np.testing.assert_allclose(data[f"plasma.{k}"].values[0, 0], table[k], rtol=1e-4)

@@ -4,8 +4,8 @@
 component (tau_acute) driven by excess AMPA drive (the rapid phase before new synapses
 exist). Rating scales, placebo and
 rodent behaviour are measurement models on ``mood`` applied by the experiment layer
-(``ketasim.experiments.measures``). CADSS follows cortical NMDA block (Hill), less a tolerance that builds with exposure, so
-a drug without NMDA block causes no dissociation; blood pressure follows plasma drug.
+(``ketasim.experiments.measures``). CADSS follows cortical NMDA block (Hill), less a
+tolerance that builds with exposure, so a drug without NMDA block causes no dissociation; blood pressure follows plasma drug.
 """
 
 from __future__ import annotations

@@ -27,9 +27,9 @@ def add(m: ModelSpec) -> None:
     for k in ("tau_ampa", "ca_ampa_n", "bdnf_release_basal", "k_bdnf_release", "tau_bdnf_pool",
               "tau_bdnf_ex", "tau_bdnf_plasma", "bdnf_translation_gain", "stress_bdnf",
               "eef2k_gain", "tau_peef2", "tau_trkb", "tau_trkb_desens", "trkb_desens",
-              "tau_erk", "erk_k", "erk_n", "tau_sno", "sno_gain", "tau_rheb", "tau_mtor", "mtor_erk",
-              "mtor_rheb", "tau_s6k", "tau_s6k_fb", "s6k_fb_gain", "tau_synprot", "synth_burst", "burst_k", "tau_mtor_ref", "tau_ref_down",
-              "stress_synprot",
+              "tau_erk", "erk_k", "erk_n", "tau_sno", "sno_gain", "tau_rheb", "tau_mtor",
+              "mtor_erk", "mtor_rheb", "tau_s6k", "tau_s6k_fb", "s6k_fb_gain", "tau_synprot",
+              "synth_burst", "burst_k", "tau_mtor_ref", "tau_ref_down", "stress_synprot",
               "tau_ssri", "ssri_bdnf"):
         mech(m, G, k)
     mech(m, "hypotheses", "rest_block_eef2")

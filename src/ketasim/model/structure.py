@@ -18,8 +18,8 @@ G = "structure"
 
 
 def add(m: ModelSpec) -> None:
-    for k in ("tau_spine", "spine_n", "stress_spine", "spine_gain", "spine_cap", "tau_mature", "tau_syn_ref",
-              "tau_stress_on", "tau_stress_off"):
+    for k in ("tau_spine", "spine_n", "stress_spine", "spine_gain", "spine_cap", "tau_mature",
+              "tau_syn_ref", "tau_stress_on", "tau_stress_off"):
         mech(m, G, k)
     for k in ("w_spine", "w_glua1"):
         mech(m, "outcomes", k)
