@@ -11,7 +11,8 @@ wanes, scaled by the subject's expectancy and by the perceived drug effect (seda
 dissociation: why midazolam is a stronger placebo than saline). Scores get rater noise
 and day-to-day fluctuation. Rodent tests: FST immobility (share of the 240 scored
 seconds, logistic in the mood drive) and NSF latency (exponential) fall, sucrose
-preference rises linearly with the mood drive, with between-animal noise. Random draws use each subject's own stream.
+preference rises linearly with the mood drive, with between-animal noise.
+Random draws use each subject's own stream.
 """
 
 from __future__ import annotations

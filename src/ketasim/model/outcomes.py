@@ -5,7 +5,8 @@ component (tau_acute) driven by excess AMPA drive (the rapid phase before new sy
 exist). Rating scales, placebo and
 rodent behaviour are measurement models on ``mood`` applied by the experiment layer
 (``ketasim.experiments.measures``). CADSS follows cortical NMDA block (Hill), less a
-tolerance that builds with exposure, so a drug without NMDA block causes no dissociation; blood pressure follows plasma drug.
+tolerance that builds with exposure, so a drug without NMDA block causes no dissociation;
+blood pressure follows plasma drug.
 """
 
 from __future__ import annotations
