@@ -11,7 +11,8 @@ every class ``k`` the blocked fraction ``b`` follows
 (IC50 scaled from recombinant to native neurons by ``native_potency``), where ``B_k``
 sums the block of all compounds on class ``k`` (they compete for the channel site),
 ``u_k`` is channel use (relative opening, part of it following the cell's activity),
-``ud`` the use dependence (1 open-channel blocker, 0 allosteric) and ``trap`` the trapped fraction (a trapped blocker leaves only
+``ud`` the use dependence (1 open-channel blocker, 0 allosteric)
+and ``trap`` the trapped fraction (a trapped blocker leaves only
 when the channel opens). IC50s are at 1 mM Mg2+, so Mg2+-dependent potency enters through
 the subunit-specific IC50s (GluN2C/D are less Mg2+-sensitive).
 
