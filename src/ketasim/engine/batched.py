@@ -83,9 +83,14 @@ def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Prot
             ys = yf.reshape(n_sub, n).T
             return np.asarray(model.rhs(t, ys, P, inp, rate)).T.reshape(-1)
 
-        sol = solve_ivp(f, (a, b), y.T.reshape(-1), method=method, t_eval=t_eval, rtol=rtol,
-                        atol=atol * scale, jac_sparsity=jac)
-        if not sol.success or not np.all(np.isfinite(sol.y)) or np.abs(sol.y).max() > DIVERGED:
+        try:
+            sol = solve_ivp(f, (a, b), y.T.reshape(-1), method=method, t_eval=t_eval,
+                            rtol=rtol, atol=atol * scale, jac_sparsity=jac)
+            failed = (not sol.success or not np.all(np.isfinite(sol.y))
+                      or np.abs(sol.y).max() > DIVERGED)
+        except (RuntimeError, ValueError, FloatingPointError, ArithmeticError):
+            failed = True  # e.g. a singular iteration matrix in splu for the whole cohort
+        if failed:
             # find the failing subjects one by one; the others keep their batch-free result
             return reference.simulate(model, P, y0, protocol, t_out, t0, rtol, atol,
                                       progress=progress)

@@ -96,7 +96,7 @@ def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Prot
         try:
             y[i], msg = simulate_subject(model, P[:, i], y0[:, i], protocol, i, t_out, t0,
                                          rtol, atol, method)
-        except (ArithmeticError, ValueError) as exc:  # a subject's failure, not the run's
+        except (ArithmeticError, ValueError, RuntimeError) as exc:  # the subject fails
             msg = f"{type(exc).__name__}: {exc}"
         if msg:
             status[i], message[i] = FAILED, msg
