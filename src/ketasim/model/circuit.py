@@ -49,7 +49,7 @@ def add(m: ModelSpec) -> None:
     # the surge is transient even while block persists (Milak 2016 peak before infusion end)
     m.state("mglu", "1", "(glu - mglu) / tau_mglu", "1",
             "presynaptic mGlu2/3 autoreceptor activation (tracks glutamate)", G)
-    m.state("glu", "1", "(pyramidal / (1 + mglu_gain * pos(mglu - 1)) - glu) / tau_glu", "1",
+    m.state("glu", "1", "(pyramidal / (1 + mglu_gain * spos(mglu - 1)) - glu) / tau_glu", "1",
             "extracellular prefrontal glutamate", G)
     m.state("glx", "1", "(1 + glx_gain * (glu - 1) - glx) / tau_glx", "1",
             "MRS-visible mPFC Glx (cycling-driven pool)", G)

@@ -18,6 +18,12 @@ import numpy as np
 from ketasim.model.spec import ModelSpec
 
 
+# smooth positive part: switches that sit exactly at a drug-free equilibrium (feedbacks that
+# act only above baseline, running peaks) must be differentiable there, or implicit solvers
+# with finite-difference Jacobians stall on the kink
+SPOS_EPS = 0.01
+
+
 class _Expand(ast.NodeTransformer):
     """Inline the helper functions so every back end sees plain arithmetic."""
 
@@ -31,11 +37,18 @@ class _Expand(ast.NodeTransformer):
             return ast.BinOp(xn, ast.Div(), ast.BinOp(ast.BinOp(k, ast.Pow(), n), ast.Add(), xn))
         if name == "pos":
             return ast.Call(ast.Name("maximum", ast.Load()), [args[0], ast.Constant(0.0)], [])
+        if name == "spos":  # smooth pos: x/2 (1 + x / sqrt(x^2 + e^2)); 0 at 0 and at -inf
+            x = args[0]
+            root = ast.Call(ast.Name("sqrt", ast.Load()),
+                            [ast.BinOp(ast.BinOp(x, ast.Mult(), x), ast.Add(),
+                                       ast.Constant(SPOS_EPS ** 2))], [])
+            step = ast.BinOp(ast.Constant(1.0), ast.Add(), ast.BinOp(x, ast.Div(), root))
+            return ast.BinOp(ast.BinOp(ast.Constant(0.5), ast.Mult(), x), ast.Mult(), step)
         return node
 
 
 def expand(expr: str) -> str:
-    """``expr`` with hill() and pos() written out."""
+    """``expr`` with hill(), pos() and spos() written out."""
     tree = _Expand().visit(ast.parse(expr, mode="eval"))
     return ast.unparse(ast.fix_missing_locations(tree))
 

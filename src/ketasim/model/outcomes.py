@@ -37,12 +37,12 @@ def add(m: ModelSpec) -> None:
     m.state("cadss_tol", "1", "k_cadss_tol * block_cortex - cadss_tol / tau_cadss_tol", "0",
             "tolerance to dissociation (block exposure, decaying)", G)
     m.assign("cadss_score",
-             "cadss_max * hill(block_cortex / (1 + cadss_tol), cadss_b50, cadss_n)", "points",
+             "cadss_max * hill(pos(block_cortex) / (1 + cadss_tol), cadss_b50, cadss_n)", "points",
              "dissociation (CADSS)", G)
     # what a patient feels of the drug (sedation, dissociation): remembered as its peak so
     # far, fading over days; it feeds expectancy (active placebo) in the rating model
     m.assign("perceived_now", "gabaa_pot + cadss_score / cadss_perceived", "1",
              "perceived drug effect now", G)
     m.state("perceived", "1",
-            "pos(perceived_now - perceived) / 0.01 - perceived / tau_perceived", "0",
+            "spos(perceived_now - perceived) / 0.1 - perceived / tau_perceived", "0",
             "perceived drug effect: running peak, fading", G)

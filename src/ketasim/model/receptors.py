@@ -112,7 +112,7 @@ def _effect(m: ModelSpec, cat: Catalog, compounds: list[str], target: str, name:
         ic = _sp(m, f"{c}_{target}_ic50", pot.ic50, "uM")
         em = _sp(m, f"{c}_{target}_emax", pot.emax, "1") if pot.emax else "1.0"
         h = _sp(m, f"{c}_{target}_hill", pot.hill, "1") if pot.hill else "1.0"
-        terms.append(f"{em} * hill({c}_Cs, {ic}, {h})")
+        terms.append(f"{em} * hill(pos({c}_Cs), {ic}, {h})")
     expr = " + ".join(terms) if terms else "0"
     if target.endswith(("antagonism", "inhibition", "block", "neutralisation")):
         expr = f"minimum({expr}, 1.0)" if terms else "0"

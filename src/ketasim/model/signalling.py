@@ -48,7 +48,7 @@ def add(m: ModelSpec) -> None:
              "glutamate drive on AMPA receptors after antagonists and potentiators", G)
     m.state("ampa", "1", "(glu_eff * ampa_cap - ampa) / tau_ampa", "ampa_cap",
             "AMPA receptor throughput", G)
-    m.assign("ca_l", "(ampa * ca_per_ampa / ampa_cap) ** ca_ampa_n * (1 - ltype_block)", "1",
+    m.assign("ca_l", "pos(ampa * ca_per_ampa / ampa_cap) ** ca_ampa_n * (1 - ltype_block)", "1",
              "L-type Ca2+ entry", G)
     m.state("p_eef2", "1",
             "(exp(-eef2k_gain * rest_block_eef2 * rest_loss) - p_eef2) / tau_peef2", "1",
@@ -73,7 +73,7 @@ def add(m: ModelSpec) -> None:
             " - trkb) / tau_trkb", "1", "active TrkB", G)
     # normalised Hill (1 at baseline TrkB, never negative, saturating at 1 + erk_k^erk_n)
     m.derive("erk_norm", "1 + erk_k ** erk_n", "1", "ERK/Akt Hill normalisation", G)
-    m.state("erk", "1", "(erk_norm * hill(trkb, erk_k, erk_n) - erk) / tau_erk", "1",
+    m.state("erk", "1", "(erk_norm * hill(pos(trkb), erk_k, erk_n) - erk) / tau_erk", "1",
             "ERK/Akt activity", G)
     m.state("sno", "1", "(exp(-sno_gain * rest_loss) - sno) / tau_sno", "1",
             "nNOS -> GAPDH S-nitrosylation (Siah1 complex)", G)
@@ -83,8 +83,8 @@ def add(m: ModelSpec) -> None:
     m.state("s6k_fb", "1", "(s6k - s6k_fb) / tau_s6k_fb", "1",
             "S6K1 negative feedback on mTORC1 input (delayed p70S6K)", G)
     m.state("mtor", "1",
-            "(pos(1 + mtor_erk * (erk - 1)) * rheb ** mtor_rheb * (1 - mtor_block)"
-            " / (1 + s6k_fb_gain * pos(s6k_fb - 1)) - mtor) / tau_mtor", "1",
+            "(pos(1 + mtor_erk * (erk - 1)) * pos(rheb) ** mtor_rheb * (1 - mtor_block)"
+            " / (1 + s6k_fb_gain * spos(s6k_fb - 1)) - mtor) / tau_mtor", "1",
             "mTORC1 activity (p-mTOR)", G)
     m.state("s6k", "1", "(mtor - s6k) / tau_s6k", "1", "p-p70S6K", G)
     # local translation bursts when mTORC1 rises above its recent level (a slow reference),
@@ -93,7 +93,7 @@ def add(m: ModelSpec) -> None:
     # the reference rises slowly but falls fast, so that recovery from an inhibition
     # (NBQX, rapamycin wearing off) is not read as a rise and triggers no burst
     m.state("mtor_ref", "1",
-            "pos(mtor - mtor_ref) / tau_mtor_ref - pos(mtor_ref - mtor) / tau_ref_down", "1",
+            "spos(mtor - mtor_ref) / tau_mtor_ref - spos(mtor_ref - mtor) / tau_ref_down", "1",
             "recent mTORC1 activity (slow reference for the translation burst)", G)
     m.assign("mtor_rise", "pos(mtor / mtor_ref - 1)", "1", "mTORC1 rise above its reference", G)
     m.assign("synthesis",

@@ -5,6 +5,7 @@ exported to SBML and rendered into docs/model.md, so there is one source of trut
 
 Expressions are Python syntax over state, parameter and assignment names, with the
 functions ``exp, log, sqrt, hill(x, k, n) = x^n / (k^n + x^n), pos(x) = max(x, 0),
+spos(x) = x/2 (1 + x/sqrt(x^2 + 1e-4)) (a smooth pos),
 maximum, minimum``. Units are documented per symbol, not checked symbolically; the
 tests check the model against analytic solutions and conservation laws instead.
 """
@@ -14,7 +15,7 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-FUNCTIONS = ("exp", "log", "sqrt", "hill", "pos", "maximum", "minimum")
+FUNCTIONS = ("exp", "log", "sqrt", "hill", "pos", "spos", "maximum", "minimum")
 
 
 @dataclass(frozen=True)
