@@ -115,6 +115,8 @@ def _tex(node: ast.AST) -> tuple[str, int]:
             return rf"\frac{{{xn}}}{{{kn} + {xn}}}", _FRAC
         if name == "pos":
             return rf"\max\left({texts[0]},\ 0\right)", _ATOM
+        if name == "spos":  # smooth positive part (see ketasim.model.compile)
+            return rf"\max_{{s}}\left({texts[0]},\ 0\right)", _ATOM
         if name in ("maximum", "minimum"):
             op = r"\max" if name == "maximum" else r"\min"
             return rf"{op}\left({texts[0]},\ {texts[1]}\right)", _ATOM
