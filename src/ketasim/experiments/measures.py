@@ -51,6 +51,22 @@ def _trait_madrs(seed: int, subjects: np.ndarray, minimum: float | None,
     return out
 
 
+def _expectancy_course(sc: Any, data: xr.Dataset, times: np.ndarray, onset: float,
+                       decay: float) -> xr.DataArray:
+    """Time course (subject, period, time) of expectancy: each dose of the period's arm
+    renews it (rise over ``onset``, wane over ``decay``); the strongest dose so far counts."""
+    doses = {a.name: np.array(sorted({t for d in a.doses for t in d.times_h()}))
+             for a in sc.arms}
+    arms = data["arm"].values  # (subject, period)
+    out = np.zeros((*arms.shape, times.size))
+    for name, at in doses.items():
+        s = np.clip(times[None, :] - at[:, None], 0.0, None)  # (dose, time)
+        k = np.where(times[None, :] >= at[:, None],
+                     (1 - np.exp(-s / onset)) * np.exp(-s / decay), 0.0).max(axis=0)
+        out[arms == name] = k
+    return xr.DataArray(out, dims=("subject", "period", "time"))
+
+
 def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     subj = data["subject"].values
     mood = data["mood"]
@@ -58,14 +74,14 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     relative = (mood - mood0) / (1 - mood0).clip(min=0.05)
     times = data["time"].values
     onset, decay = _pv("ratings", "placebo_onset"), _pv("ratings", "placebo_decay")
-    kin = (1 - np.exp(-np.clip(times, 0, None) / onset)) * np.exp(-np.clip(times, 0, None) / decay)
+    kin = _expectancy_course(sc, data, times, onset, decay)
     perceived = data["perceived_effect"]  # model state: peak felt so far, fading
     expect = np.full(len(subj), _pv("ratings", "placebo_mean"))
     if spec.variability:
         expect += _pv("ratings", "placebo_sd") * _noise(sc.seed, subj, (), _RATING, 1)
     expect_da = xr.DataArray(expect, dims="subject")
     placebo = expect_da * (1 + _pv("ratings", "placebo_active_gain") * perceived) * \
-        xr.DataArray(kin, dims="time")
+        kin
     improvement = _pv("ratings", "response_gain") * relative + placebo
     trait = _trait_madrs(sc.seed, subj, spec.madrs_min, spec.variability)
     trait_da = xr.DataArray(trait, dims="subject")
