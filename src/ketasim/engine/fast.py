@@ -494,11 +494,17 @@ from numba import njit, prange
 
 @njit(cache=True, error_model='numpy', inline='always')
 def _dpow(a, b):
-    """b * a ** (b - 1), finite where a == 0 and b >= 1."""
+    """b * a ** (b - 1), kept finite at a == 0.
+
+    For b > 1 the value there is exactly 0. For b < 1 (a Hill coefficient below 1 on a
+    concentration that is still 0) the derivative is infinite; 0 is used instead, so the
+    iteration matrix stays finite: Rosenbrock's error estimate then rejects a step that
+    this inexact Jacobian spoils, and the next one starts from a > 0.
+    """
     if b == 1.0:
         return 1.0
     if a == 0.0:
-        return 0.0 if b > 1.0 else math.inf
+        return 0.0
     return b * a ** (b - 1.0)
 
 '''
@@ -853,7 +859,10 @@ def _plan(model: CompiledModel, protocol: Protocol, t_out: np.ndarray, t0: float
         last = sg == n_seg - 1
         mask = (t_out >= a) & ((t_out < b) | (last & (t_out <= b)))
         out_seg[mask & (out_seg < 0)] = sg
-    return _Plan(seg_t, seg_u, *pack(bol), *pack(inf), out_seg)
+    bol_seg, bol_state, bol_amt = pack(bol)
+    inf_seg, inf_state, inf_rate = pack(inf)
+    return _Plan(seg_t, seg_u, bol_seg, bol_state, bol_amt, inf_seg, inf_state, inf_rate,
+                 out_seg)
 
 
 def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Protocol,

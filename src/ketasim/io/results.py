@@ -65,7 +65,8 @@ def summary_table(result: RunResult) -> pd.DataFrame:
 def summary_records(result: RunResult) -> list[dict[str, Any]]:
     """The summary as JSON-ready records (NaN -> None, numpy scalars -> Python)."""
     df = summary_table(result)
-    return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return [{str(k): _plain(v) for k, v in row.items()}
+            for row in df.to_dict(orient="records")]
 
 
 def subjects_rows(result: RunResult) -> int:
