@@ -124,8 +124,9 @@ def test_inexpressible_protocols_fail_loudly(tmp_path: Path) -> None:
 
 
 def test_cli_export_sbml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from ketasim.cli import app
     from typer.testing import CliRunner
+
+    from ketasim.cli import app
 
     runner = CliRunner()
     out = tmp_path / "model.xml"

@@ -1,7 +1,7 @@
 """The ``ketasim`` command line: run scenarios, browse the drug catalog, validate the model.
 
     ketasim run [FILE] [--out DIR] [--overwrite] [--format table|json]
-                [--subjects/--no-subjects] [--confirm-large]
+                [--subjects/--no-subjects] [--confirm-large] [--engine NAME]
     ketasim drugs [NAME]
     ketasim validate [--out DIR] [--case NAME]
     ketasim export-sbml [FILE] -o MODEL.xml [--cohort NAME|INDEX] [--subject K]
@@ -228,20 +228,33 @@ def run(
     ] = Format.table,
     subjects: Annotated[bool | None, typer.Option(
         "--subjects/--no-subjects", show_default=False,
-        help="Write subjects.parquet (default: when it has at most 5 million rows).")] = None,
+        help="Write subjects.parquet (default: when it has at most 5 million rows and the "
+        "run was not streamed in chunks, i.e. up to 20000 human subjects).")] = None,
     confirm_large: Annotated[bool, typer.Option(
         "--confirm-large", help="Allow more than 100000 subjects.")] = False,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="Override the scenario's [engine] method: auto, reference, "
+        "batched or fast.", show_default=False)] = None,
 ) -> None:
     """Run a scenario and print its summary (and write the result files with --out)."""
     try:
         sc = _load_scenario(file, confirm_large)
+        if engine is not None:
+            data = sc.as_dict()
+            data.setdefault("engine", {})["method"] = engine
+            sc = _api("load_scenario")(data)
         if out is not None:
             from ketasim.io.results import check_out_dir
 
             check_out_dir(out, overwrite)
         simulate = _api("run")
         with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-            result = simulate(sc, progress=progress)
+            if subjects:  # a streamed (large) run must keep every subject in memory
+                from ketasim.experiments.run import run as run_all
+
+                result = run_all(sc, progress=progress, keep_subjects=True)
+            else:
+                result = simulate(sc, progress=progress)
         written: list[Path] = []
         if out is not None:
             from ketasim.io.results import write_results
