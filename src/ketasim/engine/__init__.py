@@ -13,7 +13,7 @@ ENGINES = ("auto", "reference", "batched", "fast")
 
 # Population size from which ``auto`` uses the fast engine. Measured on the default
 # scenario (2-core Xeon, see ketasim.engine.fast): ``batched`` costs ~5 s per cohort plus
-# ~0.1 s per subject; ``fast`` ~0.003 s per subject once compiled, but the first run of a
+# ~0.1 s per subject; ``fast`` ~0.006 s per subject once compiled, but the first run of a
 # model compiles it for ~2 min (cached afterwards). 1,000 subjects is where fast wins even
 # when it has to compile; below that a cold compile costs more than it saves.
 AUTO_FAST_FROM = 1_000
