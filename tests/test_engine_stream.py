@@ -144,3 +144,13 @@ def test_auto_engine_depends_on_population_size(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(__import__("sys").modules, "numba", None)  # numba not installed
     assert engine.default_engine(10**6) == "batched"
     assert engine.get("auto").__name__ == "ketasim.engine.batched"
+
+
+def test_cli_engine_option_is_validated() -> None:
+    from typer.testing import CliRunner
+
+    from ketasim.cli import app
+
+    res = CliRunner().invoke(app, ["run", "--engine", "euler"])
+    assert res.exit_code == 2
+    assert len(res.output.strip().splitlines()) == 1 and "engine" in res.output
