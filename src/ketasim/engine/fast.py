@@ -62,8 +62,9 @@ stages are cheap because the right-hand side is a small part of a step.
 *Against the other engines* (default scenario, same machine, warm cache): ``batched``
 (SciPy BDF on the stacked cohort) spends ~5 s per cohort plus ~0.1 s per subject; this
 engine ~0.006 s per subject per thread (burn-in included) plus ~1 s to load the cached
-module, or ~2 min the first time a model is compiled. Hence ``auto`` (:func:`ketasim.engine.default_engine`)
-uses it from 1,000 subjects, where it wins even when it must compile first.
+module, or ~2 min the first time a model is compiled. Hence ``auto``
+(:func:`ketasim.engine.default_engine`) uses it from 1,000 subjects, where it wins even
+when it must compile first.
 """
 
 from __future__ import annotations
