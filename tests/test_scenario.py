@@ -115,7 +115,7 @@ def test_defaults_are_filled() -> None:
     d = load_scenario(_human()).as_dict()
     assert d["model"]["hypotheses"] == {"disinhibition": 1.0, "rest_block_eef2": 0.5,
                                         "hnk_ampa": 1.0}
-    assert d["engine"] == {"method": "batched", "rtol": 1e-6, "atol": 1e-9}
+    assert d["engine"] == {"method": "auto", "rtol": 1e-6, "atol": 1e-9}
     assert d["outputs"]["response_threshold"] == 50.0
     assert d["outputs"]["remission_madrs"] == 10.0
     assert d["outputs"]["primary_scale"] == "madrs"

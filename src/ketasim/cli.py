@@ -1,12 +1,13 @@
 """The ``ketasim`` command line: run scenarios, browse the drug catalog, validate the model.
 
     ketasim run [FILE] [--out DIR] [--overwrite] [--format table|json]
-                [--subjects/--no-subjects] [--confirm-large]
+                [--subjects/--no-subjects] [--confirm-large] [--engine NAME]
     ketasim power [FILE] [--n 10,20,40,80] [--replicates 200] [--endpoint madrs.change]
                   [--time "1 d"] [--alpha 0.05] [--engine fast] [--format table|json]
     ketasim predictors [FILE] [--bootstrap 1000] [--subjects N] [--format table|json]
     ketasim drugs [NAME]
     ketasim validate [--out DIR] [--case NAME]
+    ketasim export-sbml [FILE] -o MODEL.xml [--cohort NAME|INDEX] [--subject K]
 
 A user error (a bad scenario, an unknown drug, an output directory that is in the way) is
 one line on stderr and exit status 2, never a traceback; nothing is written then.
@@ -231,13 +232,21 @@ def run(
     ] = Format.table,
     subjects: Annotated[bool | None, typer.Option(
         "--subjects/--no-subjects", show_default=False,
-        help="Write subjects.parquet (default: when it has at most 5 million rows).")] = None,
+        help="Write subjects.parquet (default: when it has at most 5 million rows and the "
+        "run was not streamed in chunks, i.e. up to 20000 human subjects).")] = None,
     confirm_large: Annotated[bool, typer.Option(
         "--confirm-large", help="Allow more than 100000 subjects.")] = False,
+    engine: Annotated[str | None, typer.Option(
+        "--engine", help="Override the scenario's [engine] method: auto, reference, "
+        "batched or fast.", show_default=False)] = None,
 ) -> None:
     """Run a scenario and print its summary (and write the result files with --out)."""
     try:
         sc = _load_scenario(file, confirm_large)
+        if engine is not None:
+            data = sc.as_dict()
+            data.setdefault("engine", {})["method"] = engine
+            sc = _api("load_scenario")(data)
         if out is not None:
             from ketasim.io.results import check_out_dir
 
@@ -248,6 +257,10 @@ def run(
                 from ketasim.analysis.table1 import run_default
 
                 result = run_default(progress, single=sc, simulate=simulate)
+            elif subjects:  # a streamed (large) run must keep every subject in memory
+                from ketasim.experiments.run import run as run_all
+
+                result = run_all(sc, progress=progress, keep_subjects=True)
             else:
                 result = simulate(sc, progress=progress)
         written: list[Path] = []
@@ -849,6 +862,43 @@ def _validation_table(df: Any) -> Table:
                 cells.append(v if isinstance(v, str) else _fmt(v))
         table.add_row(*cells)
     return table
+
+
+# ------------------------------------------------------------------------ export-sbml
+
+
+@app.command("export-sbml")
+def export_sbml(
+    file: Annotated[Path | None, typer.Argument(
+        help="Scenario TOML file; none: the built-in seed crossover.",
+        show_default=False)] = None,
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="SBML file to write (SBML Level 3 Version 2).")] = Path("model.xml"),
+    cohort: Annotated[str, typer.Option(
+        "--cohort", help="Cohort (arm, or crossover sequence) to export: name or index.")
+    ] = "0",
+    subject: Annotated[int, typer.Option(
+        "--subject", help="Subject of that cohort whose parameters are written.")] = 0,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Replace an existing file.")] = False,
+) -> None:
+    """Write the model of one scenario subject, with its dosing as SBML events."""
+    try:
+        if out.exists() and not overwrite:
+            raise KetasimError(f"{out} exists; use --overwrite")
+        sc = _load_scenario(file, confirm_large=True)
+        from ketasim.model.sbml import export_scenario
+
+        which: int | str = int(cohort) if cohort.lstrip("-").isdigit() else cohort
+        try:
+            info = export_scenario(sc, out, subject=subject, cohort=which)
+        except (ValueError, IndexError) as exc:
+            raise KetasimError(str(exc)) from None
+    except KetasimError as exc:
+        raise _fail(exc) from None
+    typer.echo(f"wrote {out}: {len(info.state_ids)} states, {len(info.readout_ids)} readouts, "
+               f"{len(info.dose_parameters)} doses; SBML time 0 = ketasim time "
+               f"{info.time_offset:g} h")
 
 
 # ------------------------------------------------------------------------------- main

@@ -24,7 +24,7 @@ Extensions beyond the contract (documented in docs/scenario-format.md, "Extensio
   (period 2 starts ``period_length + washout`` after period 1).
 - ``[outputs]``: ``response_threshold`` (percent), ``remission_madrs``, ``remission_hamd17``,
   ``primary_scale``.
-- ``[engine]``: ``method`` (reference | batched), ``rtol``, ``atol``.
+- ``[engine]``: ``method`` (auto | reference | batched | fast), ``rtol``, ``atol``.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ RODENT_CONDITIONS = ("naive", "cus", "social_defeat", "chronic_cort")
 STRESSED = ("cus", "social_defeat", "chronic_cort")
 KNOCKOUTS = ("glun2b_interneuron", "glun2b_pyramidal", "glua2", "glun2d")
 DESIGNS = ("parallel", "crossover", "single_group")
-ENGINES = ("reference", "batched", "fast")
+ENGINES = ("auto", "reference", "batched", "fast")
 SCALES = ("madrs", "hamd17")
 LOCAL_ROUTES = ("icv", "intracortical")
 SEED_TIMES = ("40 min", "80 min", "110 min", "230 min", "1 d", "2 d", "3 d", "7 d")
@@ -667,7 +667,7 @@ class ModelOptions(_Model):
 class EngineOptions(_Model):
     """Solver choice and tolerances (relative, absolute in each state's unit)."""
 
-    method: EngineName = "batched"
+    method: EngineName = "auto"
     rtol: Num = Field(default=1e-6, gt=0, lt=1)
     atol: Num = Field(default=1e-9, gt=0)
 

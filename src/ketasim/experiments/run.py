@@ -20,8 +20,8 @@ import xarray as xr
 
 from ketasim import __version__, units
 from ketasim.catalog import catalog
+from ketasim.engine import default_engine, reference
 from ketasim.engine import get as get_engine
-from ketasim.engine import reference
 from ketasim.errors import ScenarioError
 from ketasim.experiments import lab, measures
 from ketasim.experiments.endpoints import summarise
@@ -37,6 +37,9 @@ from ketasim.result import RunResult
 Progress = Callable[..., Any]
 BURN_IN_H = 24.0 * 150  # drug-free run-in to the condition's steady state (>> slowest tau)
 PRE = 1e-6  # baseline is read just before the first event of a period (h)
+STREAM_ABOVE = 20_000  # human populations larger than this are simulated in chunks
+CHUNK_SUBJECTS = 10_000  # subjects per chunk of a streamed run
+SAMPLE_SUBJECTS = 200  # subjects per cohort kept in RunResult.data of a streamed run
 
 
 @dataclass
@@ -166,10 +169,18 @@ def simulate_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
     t_out, baselines = _period_times(sc, cohort)
     t_start = min(prot.first_time(), *baselines) - 1.0
     y0 = _burn_in(sc, model, P, prot, t_start)
-    engine = get_engine(sc.engine.method)
+    engine = get_engine(engine_name(sc))
     traj = engine.simulate(model, P, y0, prot, t_out, t_start, rtol=sc.engine.rtol,
                            atol=sc.engine.atol, progress=progress)
     return _readouts(sc, model, P, prot, traj, t_out, cohort, baselines)
+
+
+def engine_name(sc: Any) -> str:
+    """The engine a scenario runs on: its ``[engine] method``, where ``auto`` is
+    :func:`ketasim.engine.default_engine` of the population size (``fast`` from 1,000
+    subjects where numba is installed, else ``batched``)."""
+    method = str(sc.engine.method)
+    return default_engine(int(sc.population.size)) if method == "auto" else method
 
 
 def _burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
@@ -179,7 +190,7 @@ def _burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
     if not np.any(inp):  # healthy drug-free steady state is exact by construction
         return y0
     rest = Protocol(prot.n_subjects, baseline_inputs=dict(prot.baseline_inputs))
-    engine = get_engine(sc.engine.method)
+    engine = get_engine(engine_name(sc))
     tr = engine.simulate(model, P, y0, rest, np.array([t_start]), t_start - BURN_IN_H,
                          rtol=sc.engine.rtol, atol=sc.engine.atol)
     out = tr.y[:, :, -1].T.copy()
@@ -216,30 +227,90 @@ def _readouts(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
     return {"values": out, "status": traj.status, "message": traj.message}
 
 
-def run(sc: Any, progress: Progress | None = None) -> RunResult:
-    """Simulate every subject of scenario ``sc``; return trajectories, summary, manifest."""
+def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = None,
+        chunk_size: int | None = None) -> RunResult:
+    """Simulate every subject of scenario ``sc``; return trajectories, summary, manifest.
+
+    Human populations of more than :data:`STREAM_ABOVE` subjects (or any population when
+    ``chunk_size`` is given) are simulated in chunks of ``chunk_size`` (default
+    :data:`CHUNK_SUBJECTS`) subjects whose summary statistics are merged
+    (:mod:`ketasim.experiments.stream`), so memory does not grow with the population.
+    ``RunResult.data`` then holds every subject only with ``keep_subjects=True``; otherwise
+    the first :data:`SAMPLE_SUBJECTS` subjects of each cohort (for the report), and the
+    manifest says so (``subjects_in_data``).
+    """
     t0 = _time.perf_counter()
     spec = population_spec(sc)
     groups = cohorts(sc)
     total = sum(len(c.subjects) for c in groups)
     if callable(progress):
         progress(0, total=total)
+    if chunk_size is not None or (sc.species == "human" and total > STREAM_ABOVE):
+        return _run_streamed(sc, spec, groups, total, progress, bool(keep_subjects),
+                             int(chunk_size or CHUNK_SUBJECTS), t0)
     frames = []
     for cohort in groups:
         subjects = draw_subjects(spec, sc.seed, cohort.subjects)
         res = simulate_cohort(sc, cohort, subjects, progress)
         frames.append(_cohort_dataset(sc, cohort, subjects, res))
     data = xr.concat(frames, dim="subject")
-    data = measures.apply(sc, data, spec)
-    if sc.species != "human":  # what the laboratory measures (assay error, lab units)
-        data = lab.apply_assays(sc, data)
-    data = data.drop_vars([v for v in list(data.data_vars) if v not in _wanted(sc)
-                           and data[v].dims[-1:] == ("time",)])
+    data = _measured(sc, data, spec)
     summary = summarise(sc, data)
     extra: dict[str, pd.DataFrame] = {}
     if sc.species != "human":  # group statistics: lab_stats, lab_tests
         extra.update(lab.group_statistics(sc, data))
     manifest = _manifest(sc, data, _time.perf_counter() - t0)
+    return RunResult(sc, data, summary, manifest, extra_tables=extra)
+
+
+def _measured(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+    """Rating scales or behaviour, laboratory assays; only the requested readouts kept."""
+    data = measures.apply(sc, data, spec)
+    if sc.species != "human":  # what the laboratory measures (assay error, lab units)
+        data = lab.apply_assays(sc, data)
+    return data.drop_vars([v for v in list(data.data_vars) if v not in _wanted(sc)
+                           and data[v].dims[-1:] == ("time",)])
+
+
+def _run_streamed(sc: Any, spec: PopulationSpec, groups: list[Cohort], total: int,
+                  progress: Progress | None, keep: bool, chunk: int, t0: float) -> RunResult:
+    from ketasim.experiments.stream import QUANTILE_SAMPLE, SummaryAccumulator
+
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be at least 1, not {chunk}")
+    keep = keep or sc.species != "human"  # lab group statistics need every animal
+    acc = SummaryAccumulator(sc)
+    frames: list[xr.Dataset] = []
+    for cohort in groups:
+        kept = 0
+        for lo in range(0, len(cohort.subjects), chunk):
+            part = Cohort(cohort.name, cohort.subjects[lo:lo + chunk], cohort.arms,
+                          cohort.offsets)
+            subjects = draw_subjects(spec, sc.seed, part.subjects)
+            res = simulate_cohort(sc, part, subjects, progress)
+            ds = _measured(sc, _cohort_dataset(sc, part, subjects, res), spec)
+            acc.add(ds)
+            if keep:
+                frames.append(ds)
+            elif kept < SAMPLE_SUBJECTS:
+                frames.append(ds.isel(subject=slice(0, SAMPLE_SUBJECTS - kept)))
+                kept += frames[-1].sizes["subject"]
+    if not frames:  # SAMPLE_SUBJECTS = 0: keep the structure, no subjects
+        frames.append(ds.isel(subject=slice(0, 0)))
+    data = xr.concat(frames, dim="subject")
+    data.attrs["subjects_total"] = total
+    summary = acc.table()
+    extra: dict[str, pd.DataFrame] = {}
+    if sc.species != "human":
+        extra.update(lab.group_statistics(sc, data))  # on the subjects kept in data
+    manifest = _manifest(sc, data, _time.perf_counter() - t0)
+    manifest["subjects"] = total
+    manifest["solver_status"] = dict(acc.status)
+    manifest["subjects_in_data"] = int(data.sizes["subject"])
+    manifest["summary_method"] = (
+        f"streamed in chunks of {chunk} subjects; mean, sd, fraction and tests merged exactly; "
+        f"median/p05/p95 exact up to {QUANTILE_SAMPLE} subjects per cell, beyond that from a "
+        f"uniform subsample of {QUANTILE_SAMPLE} (bottom-k by a fixed subject key)")
     return RunResult(sc, data, summary, manifest, extra_tables=extra)
 
 
@@ -282,7 +353,7 @@ def _manifest(sc: Any, data: xr.Dataset, wall: float) -> dict[str, Any]:
         "scenario": sc.as_dict() if hasattr(sc, "as_dict") else str(sc),
         "ketasim_version": __version__,
         "seed": sc.seed,
-        "engine": sc.engine.method,
+        "engine": engine_name(sc),
         "wall_time_s": round(wall, 3),
         "subjects": int(data.sizes["subject"]),
         "solver_status": {str(k): int(v) for k, v in status.items()},

@@ -5,7 +5,8 @@
 - ``summary.csv``: one row per (arm, period, readout, time, statistic), contract columns
   ``arm, period, readout, time_h, statistic, value, unit, n`` in that order;
 - ``subjects.parquet``: every subject's trajectory (``RunResult.tidy()``), unless the table
-  would have more than :data:`SUBJECTS_ROW_LIMIT` rows (the manifest then says it was skipped);
+  would have more than :data:`SUBJECTS_ROW_LIMIT` rows or the run was streamed without
+  keeping its subjects (the manifest then says it was skipped);
 - ``manifest.json``: ``RunResult.manifest`` plus the list of files written;
 - ``report.html``: figures and tables for a person (:func:`ketasim.io.report.render_report`);
 - ``<name>.csv`` for every table in ``RunResult.extra_tables``.
@@ -65,7 +66,8 @@ def summary_table(result: RunResult) -> pd.DataFrame:
 def summary_records(result: RunResult) -> list[dict[str, Any]]:
     """The summary as JSON-ready records (NaN -> None, numpy scalars -> Python)."""
     df = summary_table(result)
-    return [{str(k): _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+    return [{str(k): _plain(v) for k, v in row.items()}
+            for row in df.to_dict(orient="records")]
 
 
 def subjects_rows(result: RunResult) -> int:
@@ -101,8 +103,17 @@ def _write_all(result: RunResult, tmp: Path, subjects: bool | None) -> list[str]
     names.append("summary.csv")
 
     rows = subjects_rows(result)
+    total, kept = result.manifest.get("subjects"), result.manifest.get("subjects_in_data")
+    partial = total is not None and kept is not None and kept < total
     write_subjects = rows <= SUBJECTS_ROW_LIMIT if subjects is None else subjects
-    if write_subjects:
+    if partial and subjects:
+        raise KetasimError(f"this run kept {kept} of {total} subjects in memory (streamed "
+                           "summaries); run it with --subjects (keep_subjects=True) to write "
+                           "subjects.parquet")
+    if partial:
+        subjects_note = (f"skipped: a streamed run of {total} subjects keeps {kept} in memory; "
+                         "use --subjects to keep and write them all")
+    elif write_subjects:
         tidy = result.tidy()
         for col in ("arm", "readout"):
             if col in tidy.columns:

@@ -17,7 +17,6 @@ import numpy as np
 
 from ketasim.model.spec import ModelSpec
 
-
 # smooth positive part: switches that sit exactly at a drug-free equilibrium (feedbacks that
 # act only above baseline, running peaks) must be differentiable there, or implicit solvers
 # with finite-difference Jacobians stall on the kink

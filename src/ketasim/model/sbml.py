@@ -221,10 +221,10 @@ def export_sbml(spec: ModelSpec, protocol_events: Protocol | Sequence[DoseEvent 
     if unknown:
         raise SBMLExportError(f"inputs {sorted(unknown)} are not inputs of the model")
     params = {k: p.value for k, p in spec.parameters.items()}
-    for k, v in (parameters or {}).items():
-        if k not in params:
-            raise SBMLExportError(f"parameter {k!r} is not a base parameter of the model")
-        params[k] = float(v)
+    for pname, v in (parameters or {}).items():
+        if pname not in params:
+            raise SBMLExportError(f"parameter {pname!r} is not a base parameter of the model")
+        params[pname] = float(v)
 
     states = list(spec.states)
     init: dict[str, float] | None = None
@@ -326,19 +326,19 @@ def export_sbml(spec: ModelSpec, protocol_events: Protocol | Sequence[DoseEvent 
             dosing.append((e.end, f"dose_{k}_rate", "0"))
     for name in spec.inputs:
         mine = sorted((s for s in signals if s.name == name), key=lambda s: s.start)
-        for a, b in itertools.pairwise(mine):
-            if b.start < a.end:
-                raise SBMLExportError(f"signals on input {name!r} overlap ({a.start}-{a.end} "
-                                      f"and {b.start}-{b.end} h)")
-        for k, s in enumerate(mine):
-            val = new_param(f"signal_{name}_{k}_value", _value(s.value, subject,
+        for s0, s1 in itertools.pairwise(mine):
+            if s1.start < s0.end:
+                raise SBMLExportError(f"signals on input {name!r} overlap ({s0.start}-"
+                                      f"{s0.end} and {s1.start}-{s1.end} h)")
+        for j, sig in enumerate(mine):
+            val = new_param(f"signal_{name}_{j}_value", _value(sig.value, subject,
                                                                f"signal {name}"), True,
                             "signal value")
-            _annotate(libsbml, val, "signal", unit=spec.inputs[name], start=repr(s.start),
-                      end=repr(s.end))
-            dosing.append((s.start, name, val.getId()))
-            if math.isfinite(s.end):
-                dosing.append((s.end, name, _num(base_inputs.get(name, 0.0))))
+            _annotate(libsbml, val, "signal", unit=spec.inputs[name], start=repr(sig.start),
+                      end=repr(sig.end))
+            dosing.append((sig.start, name, val.getId()))
+            if math.isfinite(sig.end):
+                dosing.append((sig.end, name, _num(base_inputs.get(name, 0.0))))
     unknown_signals = {s.name for s in signals} - set(spec.inputs)
     if unknown_signals:
         raise SBMLExportError(f"signals on {sorted(unknown_signals)}, which are not inputs")
@@ -382,7 +382,7 @@ def export_sbml(spec: ModelSpec, protocol_events: Protocol | Sequence[DoseEvent 
     grouped: dict[float, list[tuple[str, str]]] = {}
     for t, target, formula in dosing:
         grouped.setdefault(float(t), []).append((target, formula))
-    for k, (t, assigns) in enumerate(sorted(grouped.items())):
+    for q, (t, assigns) in enumerate(sorted(grouped.items())):
         targets = [a for a, _ in assigns]
         merged: dict[str, str] = {}
         for target, formula in assigns:  # two boluses into one state at one time: add up
@@ -393,7 +393,7 @@ def export_sbml(spec: ModelSpec, protocol_events: Protocol | Sequence[DoseEvent 
             merged[target] = formula
         del targets
         ev = model.createEvent()
-        ev.setId(_check_id(f"event_{k}", "event", taken))
+        ev.setId(_check_id(f"event_{q}", "event", taken))
         ev.setUseValuesFromTriggerTime(True)
         trig = ev.createTrigger()
         trig.setInitialValue(False)  # an event at the start time fires at the start
@@ -458,6 +458,9 @@ def subject_setup(scenario: Any, subject: int = 0, cohort: int | str = 0) -> Sub
             raise ValueError(f"no cohort {cohort!r}; cohorts: {[g.name for g in groups]}")
         group = named[0]
     else:
+        if not 0 <= cohort < len(groups):
+            raise ValueError(f"cohort must be a name or an index in [0, {len(groups)}), not "
+                             f"{cohort}; cohorts: {[g.name for g in groups]}")
         group = groups[cohort]
     if not 0 <= subject < len(group.subjects):
         raise ValueError(f"subject must be in [0, {len(group.subjects)}), not {subject}")

@@ -1,0 +1,156 @@
+"""Streaming summaries: chunked merging against the unchunked summary."""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import ketasim
+from ketasim.experiments import run as runner
+from ketasim.experiments import stream
+from ketasim.experiments.endpoints import summarise
+
+EXACT = ("mean", "sd", "fraction", "difference", "cohens_d", "p_value")
+QUANTILES = ("median", "p05", "p95")
+
+
+def _scenario(n: int, method: str = "batched", parallel: bool = False) -> Any:
+    d = ketasim.default_scenario().as_dict()
+    d["population"]["size"] = n
+    d["engine"]["method"] = method
+    if parallel:  # two arms, Welch tests
+        d["design"] = {"type": "parallel", "follow_up": "7 d"}
+    return ketasim.load_scenario(d)
+
+
+@functools.cache
+def _result(n: int, parallel: bool) -> Any:
+    return runner.run(_scenario(n, parallel=parallel))
+
+
+def _chunks(data: Any, sizes: list[int]) -> list[Any]:
+    out, lo = [], 0
+    n = data.sizes["subject"]
+    while lo < n:
+        for s in sizes:
+            if lo >= n:
+                break
+            out.append(data.isel(subject=slice(lo, lo + s)))
+            lo += s
+    return out
+
+
+def _compare(got: pd.DataFrame, want: pd.DataFrame, quantiles_exact: bool = True) -> None:
+    assert list(got.columns) == list(want.columns)
+    assert len(got) == len(want)
+    key = ["arm", "period", "readout", "time_h", "statistic"]
+    pd.testing.assert_frame_equal(got[key].reset_index(drop=True),
+                                  want[key].reset_index(drop=True))
+    assert (got["n"].to_numpy() == want["n"].to_numpy()).all()
+    assert (got["unit"].to_numpy() == want["unit"].to_numpy()).all()
+    a, b = got["value"].to_numpy(float), want["value"].to_numpy(float)
+    exact = want["statistic"].isin(EXACT).to_numpy()
+    np.testing.assert_allclose(a[exact], b[exact], rtol=1e-10, atol=1e-12, equal_nan=True)
+    if quantiles_exact:
+        q = want["statistic"].isin(QUANTILES).to_numpy()
+        np.testing.assert_array_equal(a[q], b[q])
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["crossover", "parallel"])
+def test_merged_chunks_equal_the_unchunked_summary(parallel: bool) -> None:
+    res = _result(12, parallel)
+    data = res.data
+    data["status"].values[3] = "failed"  # failed subjects are left out, as in summarise
+    want = summarise(res.scenario, data)
+    for sizes in ([1], [5, 2, 9], [100]):
+        acc = stream.SummaryAccumulator(res.scenario)
+        for part in _chunks(data, sizes):
+            acc.add(part)
+        _compare(acc.table(), want)
+        assert acc.status == {"ok": data.sizes["subject"] - 1, "failed": 1}
+
+
+def test_quantile_sample_is_independent_of_chunking() -> None:
+    res = _result(12, True)
+    data = res.data
+    tables = []
+    for sizes in ([1], [7, 3], [100]):
+        acc = stream.SummaryAccumulator(res.scenario, quantile_sample=5)
+        for part in _chunks(data, sizes):
+            acc.add(part)
+        tables.append(acc.table())
+        # the sample is the 5 subjects with the smallest keys
+        cell = next(iter(acc.cells.values()))
+        assert cell.values.size == 5
+    for t in tables[1:]:
+        pd.testing.assert_frame_equal(t, tables[0])
+    _compare(tables[0], summarise(res.scenario, data), quantiles_exact=False)
+
+
+def test_streamed_run_matches_unchunked(tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from ketasim.errors import KetasimError
+    from ketasim.io.results import write_results
+
+    sc = _scenario(2, method="reference")  # one subject per sequence; per-subject engine
+    whole = runner.run(sc)
+    part = runner.run(sc, chunk_size=1, keep_subjects=True)
+    _compare(part.summary, whole.summary)
+    assert part.manifest["subjects"] == 2 and part.manifest["subjects_in_data"] == 2
+    assert part.manifest["solver_status"] == whole.manifest["solver_status"]
+    assert "streamed" in part.manifest["summary_method"]
+    for r in whole.readouts:
+        np.testing.assert_array_equal(part.data[r].values, whole.data[r].values)
+    write_results(part, tmp_path / "all", subjects=True)
+    assert (tmp_path / "all" / "subjects.parquet").exists()
+    # a streamed run that kept only a sample never writes a partial subjects.parquet
+    sample = dataclasses.replace(part, manifest={**part.manifest, "subjects_in_data": 1})
+    write_results(sample, tmp_path / "out")
+    assert not (tmp_path / "out" / "subjects.parquet").exists()
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["subjects_parquet"].startswith("skipped: a streamed run")
+    with pytest.raises(KetasimError, match="--subjects"):
+        write_results(sample, tmp_path / "out2", subjects=True)
+    assert not (tmp_path / "out2").exists()
+    monkeypatch.setattr(runner, "SAMPLE_SUBJECTS", 0)  # memory: no subject kept at all
+    bare = runner.run(sc, chunk_size=1)
+    assert bare.manifest["subjects"] == 2 and bare.manifest["subjects_in_data"] == 0
+    _compare(bare.summary, whole.summary)
+
+
+def test_subject_keys_are_fixed_and_spread() -> None:
+    k = stream.subject_keys(7, np.arange(10_000))
+    assert k.dtype == np.uint64 and np.unique(k).size == k.size
+    np.testing.assert_array_equal(k[5:9], stream.subject_keys(7, np.arange(5, 9)))
+    assert not np.array_equal(k, stream.subject_keys(8, np.arange(10_000)))
+    # bottom-k by key is a uniform sample: the chosen indices are spread over the range
+    chosen = np.argsort(k)[:1000]
+    assert 4000 < chosen.mean() < 6000
+
+
+def test_auto_engine_depends_on_population_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ketasim import engine
+
+    assert engine.default_engine(10) == "batched"
+    assert engine.default_engine(engine.AUTO_FAST_FROM) in ("fast", "batched")
+    monkeypatch.setitem(__import__("sys").modules, "numba", None)  # numba not installed
+    assert engine.default_engine(10**6) == "batched"
+    assert engine.get("auto").__name__ == "ketasim.engine.batched"
+
+
+def test_cli_engine_option_is_validated() -> None:
+    from typer.testing import CliRunner
+
+    from ketasim.cli import app
+
+    res = CliRunner().invoke(app, ["run", "--engine", "euler"])
+    assert res.exit_code == 2
+    assert len(res.output.strip().splitlines()) == 1 and "engine" in res.output
