@@ -25,7 +25,7 @@ def _scenario(n: int, method: str = "batched", parallel: bool = False) -> Any:
     d["population"]["size"] = n
     d["engine"]["method"] = method
     if parallel:  # two arms, Welch tests
-        d["design"] = {"type": "parallel", "follow_up": "7 d"}
+        d["design"] = {"type": "parallel", "follow_up": "14 d"}  # the default rates to 14 d
     return ketasim.load_scenario(d)
 
 
@@ -46,7 +46,16 @@ def _chunks(data: Any, sizes: list[int]) -> list[Any]:
     return out
 
 
+STREAMED = {"mean", "sd", "median", "p05", "p95", "fraction", "difference", "cohens_d"}
+
+
 def _compare(got: pd.DataFrame, want: pd.DataFrame, quantiles_exact: bool = True) -> None:
+    # a streamed summary has the contract's statistics; the extension rows of the
+    # unchunked summary (CIs, NNT, adjusted tests, whole-period endpoints) need every
+    # subject at once and are documented as absent from streamed runs
+    assert set(got["statistic"]) <= STREAMED
+    want = want[want["statistic"].isin(STREAMED)]
+    want = want.reset_index(drop=True)
     assert list(got.columns) == list(want.columns)
     assert len(got) == len(want)
     key = ["arm", "period", "readout", "time_h", "statistic"]

@@ -5,9 +5,10 @@ builds (after the rating scales are applied) and keeps, per (readout, period, ar
 only what the summary needs, so memory does not grow with the population:
 
 - ``n``, ``mean`` and the sum of squared deviations, merged with Chan et al.'s pairwise
-  update: ``mean``, ``sd``, ``fraction``, ``difference``, ``cohens_d`` and the Welch or
-  paired t-test ``p_value`` are exact (equal to the unchunked computation to rounding,
-  ~1e-12 relative; tested);
+  update: ``mean``, ``sd``, ``fraction``, ``difference`` and ``cohens_d`` are exact (equal to the unchunked computation
+  to rounding, ~1e-12 relative; tested). The statistics that need every subject at once
+  (p-values, confidence intervals, NNT, adjusted tests,
+  Kaplan-Meier and whole-period endpoints) are not in a streamed summary;
 - for ``median``, ``p05`` and ``p95`` a *bottom-k sample*: every subject has a fixed
   pseudo-random key (a hash of the scenario seed and its global index), and each cell keeps
   the values of the :data:`QUANTILE_SAMPLE` subjects with the smallest keys. Merging
@@ -199,8 +200,12 @@ class SummaryAccumulator:
                     delta = a.mean - c.mean if a.n and c.n else np.nan
                     d, p = _welch(a, c)
                     n = a.n + c.n
+                # p-values come from the design's own tests in endpoints.summarise (period-
+                # adjusted crossover test, Fisher / McNemar, ANCOVA), which need every
+                # subject at once: a streamed run reports effect sizes without p-values
+                del p
                 rows += [(label, 1, r, float(t), s, float(v), unit, int(n))
-                         for s, v in (("difference", delta), ("cohens_d", d), ("p_value", p))]
+                         for s, v in (("difference", delta), ("cohens_d", d))]
         return rows
 
     def _moments(self, r: str, period: int, arm: str, k: int) -> Moments:
