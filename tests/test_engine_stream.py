@@ -20,12 +20,20 @@ EXACT = ("mean", "sd", "fraction", "difference", "cohens_d", "p_value")
 QUANTILES = ("median", "p05", "p95")
 
 
+def ketasim_hours(t: str) -> float:
+    from ketasim import units
+
+    return float(units.hours(t))
+
+
 def _scenario(n: int, method: str = "batched", parallel: bool = False) -> Any:
     d = ketasim.default_scenario().as_dict()
     d["population"]["size"] = n
     d["engine"]["method"] = method
     if parallel:  # two arms, Welch tests
-        d["design"] = {"type": "parallel", "follow_up": "14 d"}  # the default rates to 14 d
+        d["design"] = {"type": "parallel", "follow_up": "7 d"}
+        d["outputs"]["times"] = [t for t in d["outputs"]["times"]
+                                 if ketasim_hours(t) <= 7 * 24]  # the default rates to 14 d
     return ketasim.load_scenario(d)
 
 
@@ -65,7 +73,9 @@ def _compare(got: pd.DataFrame, want: pd.DataFrame, quantiles_exact: bool = True
     assert (got["unit"].to_numpy() == want["unit"].to_numpy()).all()
     a, b = got["value"].to_numpy(float), want["value"].to_numpy(float)
     exact = want["statistic"].isin(EXACT).to_numpy()
-    np.testing.assert_allclose(a[exact], b[exact], rtol=1e-10, atol=1e-12, equal_nan=True)
+    # rounding of the pairwise merge reaches ~1e-9 relative on near-constant cells (CADSS
+    # between arms hours after an infusion), so 1e-9, not 1e-10
+    np.testing.assert_allclose(a[exact], b[exact], rtol=1e-9, atol=1e-12, equal_nan=True)
     if quantiles_exact:
         q = want["statistic"].isin(QUANTILES).to_numpy()
         np.testing.assert_array_equal(a[q], b[q])
