@@ -7,8 +7,8 @@ only what the summary needs, so memory does not grow with the population:
 - ``n``, ``mean`` and the sum of squared deviations, merged with Chan et al.'s pairwise
   update: ``mean``, ``sd``, ``fraction``, ``difference`` and ``cohens_d`` are exact
   (equal to the unchunked computation
-  to rounding, 1e-12 to 1e-9 relative on near-constant cells; tested). The statistics that need every subject at once
-  (p-values, confidence intervals, NNT, adjusted tests,
+  to rounding, 1e-12 to 1e-9 relative on near-constant cells; tested). The statistics
+  that need every subject at once (p-values, confidence intervals, NNT, adjusted tests,
   Kaplan-Meier and whole-period endpoints) are not in a streamed summary;
 - for ``median``, ``p05`` and ``p95`` a *bottom-k sample*: every subject has a fixed
   pseudo-random key (a hash of the scenario seed and its global index), and each cell keeps
