@@ -29,6 +29,8 @@ _FIXED: tuple[Readout, ...] = (
     Readout("gaba_glu_ratio", "% of baseline", "tissue GABA/glutamate ratio"),
     Readout("bdnf.plasma", "% of baseline", "plasma BDNF protein"),
     Readout("bdnf.pfc", "% of baseline", "prefrontal BDNF protein"),
+    Readout("bdnf.released", "% of baseline",
+            "released (extracellular) prefrontal BDNF, as measured in medium or dialysate"),
     Readout("trkb.active", "% of baseline", "active (phosphorylated) TrkB"),
     Readout("p_eef2", "% of baseline", "phosphorylated eEF2"),
     Readout("p_mtor", "% of baseline", "phosphorylated mTOR (mTORC1 activity)"),

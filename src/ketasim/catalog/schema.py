@@ -124,6 +124,8 @@ class NmdaPharmacology(_Strict):
     ``rest_block`` is the relative ability to block receptors at rest (miniature,
     spontaneous activation) in physiological Mg2+ (1: as at active synapses; memantine
     about 0: Gideons 2014). ``koff`` is the unblocking rate of an open channel (1/h).
+    ``native_potency`` (optional) replaces the mechanism-wide recombinant-to-native IC50
+    factor for a compound whose block has been measured in native neurons.
     """
 
     ic50_glun2a: Sourced
@@ -133,6 +135,7 @@ class NmdaPharmacology(_Strict):
     trapping: Sourced
     rest_block: Sourced
     koff: Sourced
+    native_potency: Sourced | None = None
 
 
 class Potency(_Strict):

@@ -8,7 +8,8 @@ every class ``k`` the blocked fraction ``b`` follows
     db/dt = kon C (1 - B_k) o  -  koff b ((1 - trap) + trap o),   kon = koff / IC50_k,
     o = ud u_k + (1 - ud)
 
-(IC50 scaled from recombinant to native neurons by ``native_potency``), where ``B_k``
+(IC50 scaled from recombinant to native neurons by ``native_potency``, or by the
+compound's own factor where its block was measured in native neurons), where ``B_k``
 sums the block of all compounds on class ``k`` (they compete for the channel site),
 ``u_k`` is channel use (relative opening, part of it following the cell's activity),
 ``ud`` the use dependence (1 open-channel blocker, 0 allosteric)
@@ -23,7 +24,7 @@ branches) weighs each compound's pyramidal block by its ``rest_block``.
 from __future__ import annotations
 
 from ketasim.catalog import Catalog
-from ketasim.catalog.schema import Potency, Sourced
+from ketasim.catalog.schema import NmdaPharmacology, Potency, Sourced
 from ketasim.model.params import mech
 from ketasim.model.spec import ModelSpec
 
@@ -42,6 +43,12 @@ def _sp(m: ModelSpec, name: str, s: Sourced, unit: str) -> str:
 
 def nmda_compounds(cat: Catalog, compounds: list[str]) -> list[str]:
     return [c for c in compounds if cat.drugs[c].pd.nmda is not None]
+
+
+def _nmda(cat: Catalog, c: str) -> NmdaPharmacology:
+    nm = cat.drugs[c].pd.nmda
+    assert nm is not None
+    return nm
 
 
 def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
@@ -68,20 +75,23 @@ def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
              "channel use on pyramidal neurons", G)
     active = nmda_compounds(cat, compounds)
     for c in active:
-        nm = cat.drugs[c].pd.nmda
-        assert nm is not None
+        nm = _nmda(cat, c)
         for sub, s in (("2a", nm.ic50_glun2a), ("2b", nm.ic50_glun2b), ("2d", nm.ic50_glun2d)):
             _sp(m, f"{c}_ic50_{sub}", s, "uM")
         _sp(m, f"{c}_koff", nm.koff, "1/h")
         _sp(m, f"{c}_ud", nm.use_dependence, "1")
         _sp(m, f"{c}_trap", nm.trapping, "1")
         _sp(m, f"{c}_rest", nm.rest_block, "1")
+        if nm.native_potency is not None:  # measured in native neurons: no transfer factor
+            _sp(m, f"{c}_native", nm.native_potency, "1")
+    native = {c: f"{c}_native" if _nmda(cat, c).native_potency else "native_potency"
+              for c in active}
     for k, (cell, sub) in CLASSES.items():
         total = " + ".join(f"b_{c}_{k}" for c in active) or "0"
         m.assign(f"B_{k}", total, "1", f"total NMDA block of class {k}", G)
         for c in active:
             o = f"({c}_ud * use_{cell} + 1 - {c}_ud)"
-            kon = f"{c}_koff / ({c}_ic50_{sub} * native_potency)"
+            kon = f"{c}_koff / ({c}_ic50_{sub} * {native[c]})"
             rate = (f"{kon} * {c}_Cs * (1 - B_{k}) * {o}"
                     f" - {c}_koff * b_{c}_{k} * (1 - {c}_trap + {c}_trap * {o})")
             m.state(f"b_{c}_{k}", "1", rate, doc=f"fraction of {k} receptors blocked by {c}",

@@ -26,7 +26,7 @@ G = "signalling"
 def add(m: ModelSpec) -> None:
     for k in ("tau_ampa", "ca_ampa_n", "bdnf_release_basal", "k_bdnf_release", "tau_bdnf_pool",
               "tau_bdnf_ex", "tau_bdnf_plasma", "bdnf_translation_gain", "stress_bdnf",
-              "eef2k_gain", "tau_peef2", "tau_trkb", "tau_trkb_desens", "trkb_desens",
+              "eef2k_gain", "eef2k_s6k", "tau_peef2", "tau_trkb", "tau_trkb_desens", "trkb_desens",
               "tau_erk", "erk_k", "erk_n", "tau_sno", "sno_gain", "tau_rheb", "tau_mtor",
               "mtor_erk", "mtor_rheb", "tau_s6k", "tau_s6k_fb", "s6k_fb_gain", "tau_synprot",
               "synth_burst", "burst_k", "tau_mtor_ref", "tau_ref_down", "stress_synprot",
@@ -50,8 +50,11 @@ def add(m: ModelSpec) -> None:
             "AMPA receptor throughput", G)
     m.assign("ca_l", "pos(ampa * ca_per_ampa / ampa_cap) ** ca_ampa_n * (1 - ltype_block)", "1",
              "L-type Ca2+ entry", G)
+    # eEF2 kinase is switched off by resting NMDA block (Ca2+/calmodulin) and inhibited by
+    # p70S6K (Ser366 phosphorylation: Wang 2001), so mTORC1 activation also frees translation
     m.state("p_eef2", "1",
-            "(exp(-eef2k_gain * rest_block_eef2 * rest_loss) - p_eef2) / tau_peef2", "1",
+            "(exp(-eef2k_gain * rest_block_eef2 * rest_loss) / (1 + eef2k_s6k * spos(s6k - 1))"
+            " - p_eef2) / tau_peef2", "1",
             "phosphorylated eEF2 (eEF2 kinase activity)", G)
     m.assign("release", "bdnf * (bdnf_release_basal + (1 - bdnf_release_basal) * bdnf_secretion"
              " * ca_l)", "1", "BDNF secretion (relative)", G)

@@ -40,15 +40,18 @@ def add(m: ModelSpec) -> None:
     m.state("syn_ref", "1", "(psd95 - syn_ref) / tau_syn_ref", "1",
             "recent PSD95 level (slow reference for spine formation)", G)
     m.assign("spine_burst",
-             "spine_gain * spos(psd95 - syn_ref) * pos(spine_cap - spines - nascent)"
+             "spine_gain * spos(psd95 - syn_ref) * pos(spine_cap - spines - nascent - immature)"
              " / (spine_cap - 1) / tau_spine", "1/h",
              "burst formation of new (nascent) spines", G)
-    # nascent spines (filopodia, thin spines) mature into counted spines over tau_mature,
-    # which puts the rise of spine density at 12-24 h, not 3-6 h (Moda-Sava 2019)
-    m.state("nascent", "1", "spine_burst - nascent / tau_mature", "0",
-            "nascent spines not yet stable (not counted in spine density)", G)
+    # new protrusions mature in two stages (filopodium -> thin spine -> stable spine), each
+    # taking tau_mature / 2 on average: the gamma-shaped delay keeps spine density flat
+    # for the first hours and puts its rise at 12-24 h, not 3-6 h (Moda-Sava 2019)
+    m.state("nascent", "1", "spine_burst - 2 * nascent / tau_mature", "0",
+            "new protrusions (filopodia), not counted in spine density", G)
+    m.state("immature", "1", "2 * (nascent - immature) / tau_mature", "0",
+            "immature (thin) new spines, not yet counted in spine density", G)
     m.state("spines", "1",
             "(pos(psd95) ** spine_n - spines * (1 + stress_spine * stress_load)) / tau_spine_s"
-            " + nascent / tau_mature", "1", "layer V mPFC spine density (healthy = 1)", G)
+            " + 2 * immature / tau_mature", "1", "layer V mPFC spine density (healthy = 1)", G)
     m.assign("synaptic_function", "pos(spines) ** w_spine * pos(glua1) ** w_glua1", "1",
              "synaptic function of layer V pyramidal neurons", G)

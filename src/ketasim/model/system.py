@@ -27,6 +27,7 @@ MECHANISM_READOUTS: dict[str, tuple[str, str]] = {
     "gaba_glu_ratio": ("100 * gaba_mpfc / glu_tissue", "%"),
     "bdnf.plasma": ("100 * bdnf_plasma", "%"),
     "bdnf.pfc": ("100 * bdnf", "%"),
+    "bdnf.released": ("100 * bdnf_ex", "%"),
     "trkb.active": ("100 * trkb", "%"),
     "p_eef2": ("100 * p_eef2", "%"),
     "p_mtor": ("100 * mtor", "%"),
