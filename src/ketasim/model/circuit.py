@@ -22,7 +22,7 @@ def add(m: ModelSpec) -> None:
     for k in ("theta_i", "w_inh", "nmda_gate_k", "nmda_gate_n", "e_max", "tau_i", "tau_e",
               "tau_glu", "tau_mglu", "mglu_gain", "gabaa_gain", "tau_glx", "glx_gain",
               "gaba_supply_mpfc", "gaba_supply_hipp", "tau_gaba_hipp", "gaba_gain",
-              "glu_terminal_gain", "tau_gad", "gad_gain"):
+              "glu_terminal_gain", "glu_pool_ratio", "gln_draw", "tau_gad", "gad_gain"):
         mech(m, G, k)
     mech(m, "hypotheses", "disinhibition")
     m.assign("int_drive",
@@ -61,6 +61,12 @@ def add(m: ModelSpec) -> None:
                  f" + (1 - {supply}) * (interneuron - 1)))")
         m.state(f"gaba_{region}", "1", f"({drive} - gaba_{region}) / {tau}", "1",
                 f"MRS GABA pool, {region}", G)
-    m.assign("glu_tissue", "glx * (1 + glu_terminal_gain * (synapsin1 - 1))", "1",
+    m.assign("glu_terminal", "glu_terminal_gain * (synapsin1 - 1)", "1",
+             "relative tissue glutamate gained in (or lost from) glutamatergic terminals", G)
+    m.assign("glu_tissue", "glx * (1 + glu_terminal)", "1",
              "tissue glutamate (cycling pool x terminal content)", G)
-    m.assign("gln_tissue", "1 + 0 * glx", "1", "tissue glutamine (astrocytic pool)", G)
+    # glutamate-glutamine cycle: extra glutamate stocked in new terminals is made from
+    # glutamine (phosphate-activated glutaminase) faster than anaplerosis replaces it, so
+    # the (smaller) glutamine pool falls by the glutamate gained x the Glu/Gln pool ratio
+    m.assign("gln_tissue", "pos(1 - gln_draw * glu_pool_ratio * glu_terminal)", "1",
+             "tissue glutamine (astrocytic pool, drawn on by terminal glutamate synthesis)", G)
