@@ -354,6 +354,8 @@ BAD: list[tuple[str, Mutate, str]] = [
     ("negative every", lambda d: _dose0(d).update(at=None, every="-2 d", count=3),
      "arms[0].doses[0].every"),
     ("negative washout", lambda d: d["design"].update(washout="-14 d"), "design.washout"),
+    ("unknown blinding", lambda d: d["design"].update(blinding="single_blind"),
+     "design.blinding"),
     ("negative period length", lambda d: d["design"].update(period_length="-7 d"),
      "design.period_length"),
     ("negative follow-up", lambda d: d.update(design={"type": "parallel", "follow_up": "-1 d"}),

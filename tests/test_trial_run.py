@@ -217,3 +217,25 @@ def test_default_run_fills_every_row_of_table1() -> None:
     result = t1.run_default()
     table = result.extra_tables["table1"]
     assert len(table) == 7 and "not simulated" not in set(table["Simulated"])
+
+
+def test_open_label_multiplies_the_expectancy_of_a_saline_arm() -> None:
+    # typical subject, saline: the whole change is expectancy, so open label scales it
+    # by exactly ratings.open_label_gain (patients know they get the drug)
+    from ketasim.population import _pv
+
+    def change(blinding: str) -> float:
+        sc = load_scenario({
+            "name": "saline", "species": "human", "seed": 3,
+            "population": {"size": 1, "condition": "trd", "variability": False},
+            "design": {"type": "single_group", "follow_up": "2 d", "blinding": blinding},
+            "arms": [{"name": "saline", "doses": [{"drug": "saline", "at": ["0 h"], **_DOSE,
+                                                   "amount": "0 mg/kg"}]}],
+            "outputs": {"times": ["1 d"], "readouts": ["madrs.change"]}})
+        s = ketasim.run(sc).summary
+        return float(s[(s.readout == "madrs.change") & (s.statistic == "mean")].value.iloc[0])
+
+    gain = _pv("ratings", "open_label_gain")
+    blind, open_ = change("double_blind"), change("open_label")
+    assert blind < -0.5
+    assert open_ == pytest.approx(gain * blind, rel=1e-6)

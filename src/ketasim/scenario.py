@@ -71,6 +71,7 @@ RODENT_CONDITIONS = ("naive", "cus", "social_defeat", "chronic_cort")
 STRESSED = ("cus", "social_defeat", "chronic_cort")
 KNOCKOUTS = ("glun2b_interneuron", "glun2b_pyramidal", "glua2", "glun2d")
 DESIGNS = ("parallel", "crossover", "single_group")
+BLINDING = ("double_blind", "open_label")
 ENGINES = ("auto", "reference", "batched", "fast")
 SCALES = ("madrs", "hamd17")
 LOCAL_ROUTES = ("icv", "intracortical")
@@ -226,6 +227,7 @@ SpeciesName = Annotated[str, _one_of("a species", SPECIES)]
 Condition = Annotated[str, _one_of("a condition", HUMAN_CONDITIONS + RODENT_CONDITIONS)]
 Knockout = Annotated[str, _one_of("a knockout", KNOCKOUTS)]
 DesignType = Annotated[str, _one_of("a design", DESIGNS)]
+Blinding = Annotated[str, _one_of("a blinding", BLINDING)]
 EngineName = Annotated[str, _one_of("an engine", ENGINES)]
 ScaleName = Annotated[str, _one_of("a rating scale", SCALES)]
 RouteName = Annotated[str, _one_of("a route", ROUTES)]
@@ -361,9 +363,12 @@ class Population(_Model):
 class Design(_Model):
     """Trial design. Crossover: ``period_length`` (follow-up per period, default 7 d) and
     ``washout`` (from the end of period 1's follow-up to period 2's time zero, default
-    14 d). Parallel and single group: ``follow_up`` (default: the last output time)."""
+    14 d). Parallel and single group: ``follow_up`` (default: the last output time).
+    ``blinding``: ``double_blind`` (default) or ``open_label`` (patients know they receive
+    the active drug, which raises expectancy)."""
 
     type: DesignType = "parallel"
+    blinding: Blinding = "double_blind"
     washout: Time | None = None
     period_length: Time | None = None
     follow_up: Time | None = None
