@@ -19,6 +19,7 @@ import ketasim
 from ketasim.cli import app
 from ketasim.errors import SimulationError
 from ketasim.result import SUMMARY_COLUMNS
+from scenario_text import KETAMINE_VS_SALINE
 from test_scenario import ALL_BAD, to_toml
 
 CONTRACT_DRUGS = ["ketamine", "esketamine", "arketamine", "norketamine", "hnk_2r6r",
@@ -39,24 +40,7 @@ condition = "trd"
 [design]
 type = "parallel"
 
-[[arms]]
-name = "ketamine"
-  [[arms.doses]]
-  drug = "ketamine"
-  amount = "0.5 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-
-[[arms]]
-name = "saline"
-  [[arms.doses]]
-  drug = "saline"
-  amount = "0 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-
+""" + KETAMINE_VS_SALINE + """
 [outputs]
 times = ["40 min", "4 h", "1 d"]
 readouts = ["plasma.ketamine", "madrs", "response"]

@@ -17,6 +17,7 @@ from ketasim.cli import app
 from ketasim.errors import KetasimError
 from ketasim.experiments.run import cohorts
 from ketasim.scenario import load_scenario
+from scenario_text import KETAMINE_VS_SALINE
 
 runner = CliRunner()
 
@@ -185,23 +186,7 @@ size = 4
 type = "crossover"
 washout = "2 d"
 period_length = "1 d"
-[[arms]]
-name = "ketamine"
-  [[arms.doses]]
-  drug = "ketamine"
-  amount = "0.5 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-[[arms]]
-name = "saline"
-  [[arms.doses]]
-  drug = "saline"
-  amount = "0 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-[outputs]
+""" + KETAMINE_VS_SALINE + """[outputs]
 times = ["40 min", "1 d"]
 readouts = ["madrs.change"]
 """)

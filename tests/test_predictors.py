@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from ketasim.analysis.predictors import auc, bootstrap_ci, delong_ci, predictor_table
 from ketasim.cli import app
 from ketasim.scenario import load_scenario
+from scenario_text import KETAMINE_VS_SALINE
 
 runner = CliRunner()
 
@@ -110,23 +111,7 @@ size = 10
 type = "crossover"
 washout = "8 d"
 period_length = "7 d"
-[[arms]]
-name = "ketamine"
-  [[arms.doses]]
-  drug = "ketamine"
-  amount = "0.5 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-[[arms]]
-name = "saline"
-  [[arms.doses]]
-  drug = "saline"
-  amount = "0 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-[outputs]
+""" + KETAMINE_VS_SALINE + """[outputs]
 times = ["1 d"]
 readouts = ["madrs"]
 """)

@@ -22,6 +22,7 @@ import ketasim
 from ketasim.cli import app
 from ketasim.experiments import run as run_mod
 from ketasim.scenario import load_scenario
+from scenario_text import KETAMINE_VS_SALINE
 
 N = 3
 BAD_SUBJECT = 1  # global index: the second subject of the ketamine arm
@@ -109,23 +110,7 @@ condition = "healthy"
 [design]
 type = "parallel"
 follow_up = "1 d"
-[[arms]]
-name = "ketamine"
-  [[arms.doses]]
-  drug = "ketamine"
-  amount = "0.5 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-[[arms]]
-name = "saline"
-  [[arms.doses]]
-  drug = "saline"
-  amount = "0 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-[outputs]
+""" + KETAMINE_VS_SALINE + """[outputs]
 times = ["40 min", "4 h", "1 d"]
 readouts = ["plasma.ketamine", "madrs"]
 [engine]

@@ -51,6 +51,13 @@ class Format(StrEnum):
     json = "json"
 
 
+# options shared by run, power and predictors
+RecordsFormat = Annotated[Format, typer.Option(
+    "--format", "-f", help="stdout: a readable table, or JSON records.")]
+ConfirmLarge = Annotated[bool, typer.Option(
+    "--confirm-large", help="Allow more than 100000 subjects in the scenario.")]
+
+
 # ---------------------------------------------------------------------------- helpers
 
 
@@ -234,8 +241,7 @@ def run(
         "--subjects/--no-subjects", show_default=False,
         help="Write subjects.parquet (default: when it has at most 5 million rows and the "
         "run was not streamed in chunks, i.e. up to 20000 human subjects).")] = None,
-    confirm_large: Annotated[bool, typer.Option(
-        "--confirm-large", help="Allow more than 100000 subjects.")] = False,
+    confirm_large: ConfirmLarge = False,
     engine: Annotated[str | None, typer.Option(
         "--engine", help="Override the scenario's [engine] method: auto, reference, "
         "batched or fast.", show_default=False)] = None,
@@ -501,10 +507,8 @@ def power(
     batch: Annotated[int | None, typer.Option(
         "--batch", help="Replicates simulated per run (default: about 1000 subjects a run).",
         show_default=False)] = None,
-    fmt: Annotated[Format, typer.Option(
-        "--format", "-f", help="stdout: a readable table, or JSON records.")] = Format.table,
-    confirm_large: Annotated[bool, typer.Option(
-        "--confirm-large", help="Allow more than 100000 subjects in the scenario.")] = False,
+    fmt: RecordsFormat = Format.table,
+    confirm_large: ConfirmLarge = False,
 ) -> None:
     """Probability that the primary endpoint is significant, by trial size (simulated)."""
     try:
@@ -588,10 +592,8 @@ def predictors(
     subjects: Annotated[int | None, typer.Option(
         "--subjects", help="Population size to simulate (default: the scenario's).",
         show_default=False)] = None,
-    fmt: Annotated[Format, typer.Option(
-        "--format", "-f", help="stdout: a readable table, or JSON records.")] = Format.table,
-    confirm_large: Annotated[bool, typer.Option(
-        "--confirm-large", help="Allow more than 100000 subjects.")] = False,
+    fmt: RecordsFormat = Format.table,
+    confirm_large: ConfirmLarge = False,
 ) -> None:
     """Rank baseline covariates and early readouts by how well they predict response."""
     try:
