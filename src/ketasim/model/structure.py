@@ -4,9 +4,11 @@
 stress exceeds it and recovers slowly (tau_stress_off) after a schedule ends. It lowers
 BDNF synthesis and speeds the loss of synaptic proteins and spines, so that after a
 treatment the synapses are pulled back towards the disease state (fading and relapse).
-Spines form in proportion to PSD95, plus a burst of formation while PSD95 stands above
-its recent level (new spines over 12-24 h after a translation burst), and are eliminated
-with turnover time tau_spine. Synaptic function combines spine density and synaptic GluA1.
+Spine density is a set-point pool (formed in proportion to PSD95, turnover tau_spine) plus
+the spines added by bursts of formation while PSD95 stands above its recent level: these
+mature over tau_mature (the rise at 12-24 h) and then age through three stages before
+they are pruned (a gamma-distributed lifetime, mean tau_new). Synaptic function combines
+spine density and synaptic GluA1.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from ketasim.model.params import mech
 from ketasim.model.spec import ModelSpec
 
 G = "structure"
+AGES = (1, 2, 3)
 
 
 def add(m: ModelSpec) -> None:
     for k in ("tau_spine", "spine_n", "stress_spine", "spine_gain", "spine_cap", "tau_mature",
-              "tau_syn_ref", "tau_stress_on", "tau_stress_off"):
+              "tau_syn_ref", "tau_stress_on", "tau_stress_off", "tau_new"):
         mech(m, G, k)
     for k in ("w_spine", "w_glua1"):
         mech(m, "outcomes", k)
@@ -28,6 +31,8 @@ def add(m: ModelSpec) -> None:
             group="subject")
     m.derive("tau_spine_s", "tau_spine * spine_stability", "h", "this subject's spine lifetime",
              G)
+    m.derive("tau_new_s", "tau_new * spine_stability", "h",
+             "this subject's mean lifetime of burst-formed spines", G)
     m.input("stress", "1")
     m.state("stress_load", "1",
             "pos(stress - stress_load) / tau_stress_on"
@@ -39,6 +44,8 @@ def add(m: ModelSpec) -> None:
     # spines form where sites are free (lost spines are restored first: Moda-Sava 2019)
     m.state("syn_ref", "1", "(psd95 - syn_ref) / tau_syn_ref", "1",
             "recent PSD95 level (slow reference for spine formation)", G)
+    m.assign("spines", "spines_set + " + " + ".join(f"new_{i}" for i in AGES), "1",
+             "layer V mPFC spine density (healthy = 1): set-point pool + new spines", G)
     m.assign("spine_burst",
              "spine_gain * spos(psd95 - syn_ref) * pos(spine_cap - spines - nascent - immature)"
              " / (spine_cap - 1) / tau_spine", "1/h",
@@ -50,8 +57,19 @@ def add(m: ModelSpec) -> None:
             "new protrusions (filopodia), not counted in spine density", G)
     m.state("immature", "1", "2 * (nascent - immature) / tau_mature", "0",
             "immature (thin) new spines, not yet counted in spine density", G)
-    m.state("spines", "1",
-            "(pos(psd95) ** spine_n - spines * (1 + stress_spine * stress_load)) / tau_spine_s"
-            " + 2 * immature / tau_mature", "1", "layer V mPFC spine density (healthy = 1)", G)
+    # the set-point pool: formation in proportion to PSD95, turnover tau_spine, faster
+    # under stress; it sets the drug-free (healthy or stressed) density
+    m.state("spines_set", "1",
+            "(pos(psd95) ** spine_n - spines_set * (1 + stress_spine * stress_load))"
+            " / tau_spine_s", "1", "spines of the set-point pool", G)
+    # spines added by a burst age through three stages before they are pruned, so their
+    # lifetime is gamma-distributed around tau_new: they mostly last the first days and
+    # are mostly gone within two weeks (new spines are transient: Holtmaat 2005)
+    rate = f"{len(AGES)} * (1 + stress_spine * stress_load) / tau_new_s"
+    prev = "2 * immature / tau_mature"
+    for i in AGES:
+        m.state(f"new_{i}", "1", f"{prev} - {rate} * new_{i}", "0",
+                f"burst-formed spines, age stage {i} of {len(AGES)}", G)
+        prev = f"{rate} * new_{i}"
     m.assign("synaptic_function", "pos(spines) ** w_spine * pos(glua1) ** w_glua1", "1",
              "synaptic function of layer V pyramidal neurons", G)
