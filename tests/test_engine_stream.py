@@ -57,6 +57,37 @@ def _chunks(data: Any, sizes: list[int]) -> list[Any]:
 STREAMED = {"mean", "sd", "median", "p05", "p95", "fraction", "difference", "cohens_d"}
 
 
+def _ratio(x: float, y: float) -> float:
+    """x / y, or 1 where y is 0 or missing (an exact zero is compared absolutely)."""
+    return x / y if np.isfinite(y) and y > 0 else 1.0
+
+
+def _condition(want: pd.DataFrame) -> np.ndarray:
+    """Condition number of each summary value for a merge of float64 moments: |mean| / sd
+    for an sd (the update loses that many digits on a near-constant cell), |mean| / |diff|
+    for a difference, both for an effect size or test; 1 for means and fractions."""
+    key = ["period", "readout", "time_h", "arm"]
+    stat = want.set_index([*key, "statistic"])["value"]
+
+    def get(k: tuple[Any, ...], name: str) -> float:
+        v = stat.get((*k, name), np.nan)
+        return float(v) if np.isscalar(v) else float(np.asarray(v).ravel()[0])
+
+    out = np.ones(len(want))
+    for i, r in enumerate(want.itertuples(index=False)):
+        k = (r.period, r.readout, r.time_h)
+        arms = str(r.arm).split(" vs ")
+        mean = max(abs(get((*k, x), "mean")) for x in arms)
+        sd = min(get((*k, x), "sd") for x in arms)
+        diff = abs(get((*k, r.arm), "difference")) if len(arms) == 2 else np.nan
+        by_sd, by_diff = _ratio(mean, sd), _ratio(mean, diff)
+        kappa = {"sd": by_sd, "difference": by_diff, "cohens_d": by_sd + by_diff,
+                 "p_value": by_sd + by_diff}
+        c = kappa.get(r.statistic, 1.0)
+        out[i] = c if np.isfinite(c) else 1.0
+    return out
+
+
 def _compare(got: pd.DataFrame, want: pd.DataFrame, quantiles_exact: bool = True) -> None:
     # a streamed summary has the contract's statistics; the extension rows of the
     # unchunked summary (CIs, NNT, adjusted tests, whole-period endpoints) need every
@@ -73,9 +104,10 @@ def _compare(got: pd.DataFrame, want: pd.DataFrame, quantiles_exact: bool = True
     assert (got["unit"].to_numpy() == want["unit"].to_numpy()).all()
     a, b = got["value"].to_numpy(float), want["value"].to_numpy(float)
     exact = want["statistic"].isin(EXACT).to_numpy()
-    # rounding of the pairwise merge reaches ~1e-9 relative on near-constant cells (CADSS
-    # between arms hours after an infusion), so 1e-9, not 1e-10
-    np.testing.assert_allclose(a[exact], b[exact], rtol=1e-9, atol=1e-12, equal_nan=True)
+    rtol = 1e-10 + 10 * np.finfo(float).eps * _condition(want)
+    err = np.abs(a - b)
+    ok = (err <= 1e-12 + rtol * np.abs(b)) | (np.isnan(a) & np.isnan(b))
+    assert ok[exact].all(), want[exact & ~ok]
     if quantiles_exact:
         q = want["statistic"].isin(QUANTILES).to_numpy()
         np.testing.assert_array_equal(a[q], b[q])
