@@ -70,8 +70,7 @@ def _condition(want: pd.DataFrame) -> np.ndarray:
     stat = want.set_index([*key, "statistic"])["value"]
 
     def get(k: tuple[Any, ...], name: str) -> float:
-        v = stat.get((*k, name), np.nan)
-        return float(v) if np.isscalar(v) else float(np.asarray(v).ravel()[0])
+        return float(stat.get((*k, name), np.nan))
 
     out = np.ones(len(want))
     for i, r in enumerate(want.itertuples(index=False)):

@@ -79,7 +79,7 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     expect = np.full(len(subj), _pv("ratings", "placebo_mean"))
     if spec.variability:
         expect += _pv("ratings", "placebo_sd") * _noise(sc.seed, subj, (), _RATING, 1)
-    if getattr(sc.design, "blinding", "double_blind") == "open_label":
+    if sc.design.blinding == "open_label":
         expect *= _pv("ratings", "open_label_gain")  # patients know they get the drug
     expect_da = xr.DataArray(expect, dims="subject")
     placebo = expect_da * (1 + _pv("ratings", "placebo_active_gain") * perceived) * \

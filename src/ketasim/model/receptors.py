@@ -84,7 +84,7 @@ def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
         _sp(m, f"{c}_rest", nm.rest_block, "1")
         if nm.native_potency is not None:  # measured in native neurons: no transfer factor
             _sp(m, f"{c}_native", nm.native_potency, "1")
-    native = {c: f"{c}_native" if _nmda(cat, c).native_potency else "native_potency"
+    native = {c: f"{c}_native" if _nmda(cat, c).native_potency is not None else "native_potency"
               for c in active}
     for k, (cell, sub) in CLASSES.items():
         total = " + ".join(f"b_{c}_{k}" for c in active) or "0"
