@@ -6,9 +6,9 @@ BDNF synthesis and speeds the loss of synaptic proteins and spines, so that afte
 treatment the synapses are pulled back towards the disease state (fading and relapse).
 Spine density is a set-point pool (formed in proportion to PSD95, turnover tau_spine) plus
 the spines added by bursts of formation while PSD95 stands above its recent level: these
-mature over tau_mature (the rise at 12-24 h) and then age through three stages before
-they are pruned (a gamma-distributed lifetime, mean tau_new). Synaptic function combines
-spine density and synaptic GluA1.
+mature through three stages over tau_mature (the rise at 12-24 h) and then age through
+three more before they are pruned (a gamma-distributed lifetime, mean tau_new). Synaptic
+function combines spine density and synaptic GluA1.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ from ketasim.model.spec import ModelSpec
 
 G = "structure"
 AGES = (1, 2, 3)
+MATURING = (("nascent", "new protrusions (filopodia), not counted in spine density"),
+            ("thin", "thin new spines, not yet counted in spine density"),
+            ("immature", "immature new spines, not yet stable or counted in spine density"))
 
 
 def add(m: ModelSpec) -> None:
@@ -46,17 +49,20 @@ def add(m: ModelSpec) -> None:
             "recent PSD95 level (slow reference for spine formation)", G)
     m.assign("spines", "spines_set + " + " + ".join(f"new_{i}" for i in AGES), "1",
              "layer V mPFC spine density (healthy = 1): set-point pool + new spines", G)
+    pending = " - ".join(n for n, _ in MATURING)
     m.assign("spine_burst",
-             "spine_gain * spos(psd95 - syn_ref) * pos(spine_cap - spines - nascent - immature)"
+             f"spine_gain * spos(psd95 - syn_ref) * pos(spine_cap - spines - {pending})"
              " / (spine_cap - 1) / tau_spine", "1/h",
              "burst formation of new (nascent) spines", G)
-    # new protrusions mature in two stages (filopodium -> thin spine -> stable spine), each
-    # taking tau_mature / 2 on average: the gamma-shaped delay keeps spine density flat
-    # for the first hours and puts its rise at 12-24 h, not 3-6 h (Moda-Sava 2019)
-    m.state("nascent", "1", "spine_burst - 2 * nascent / tau_mature", "0",
-            "new protrusions (filopodia), not counted in spine density", G)
-    m.state("immature", "1", "2 * (nascent - immature) / tau_mature", "0",
-            "immature (thin) new spines, not yet counted in spine density", G)
+    # new protrusions mature in three stages (filopodium -> thin spine -> immature spine ->
+    # stable spine), each taking tau_mature / 3 on average: the gamma-shaped delay keeps
+    # spine density flat for the first hours and puts its rise at 12-24 h, not 3-6 h
+    # (Moda-Sava 2019)
+    k = f"{len(MATURING)} / tau_mature"
+    prev = "spine_burst"
+    for name, doc in MATURING:
+        m.state(name, "1", f"{prev} - {k} * {name}", "0", doc, G)
+        prev = f"{k} * {name}"
     # the set-point pool: formation in proportion to PSD95, turnover tau_spine, faster
     # under stress; it sets the drug-free (healthy or stressed) density
     m.state("spines_set", "1",
@@ -66,7 +72,7 @@ def add(m: ModelSpec) -> None:
     # lifetime is gamma-distributed around tau_new: they mostly last the first days and
     # are mostly gone within two weeks (new spines are transient: Holtmaat 2005)
     rate = f"{len(AGES)} * (1 + stress_spine * stress_load) / tau_new_s"
-    prev = "2 * immature / tau_mature"
+    prev = f"{k} * {MATURING[-1][0]}"
     for i in AGES:
         m.state(f"new_{i}", "1", f"{prev} - {rate} * new_{i}", "0",
                 f"burst-formed spines, age stage {i} of {len(AGES)}", G)
