@@ -21,6 +21,7 @@ from ketasim.model.params import mech
 from ketasim.model.spec import ModelSpec
 
 G = "signalling"
+SSRI_STAGES = 4
 
 
 def add(m: ModelSpec) -> None:
@@ -106,5 +107,21 @@ def add(m: ModelSpec) -> None:
         m.state(prot, "1",
                 f"(synthesis - {prot} * (1 + stress_synprot * stress_load)) / tau_synprot", "1",
                 f"{prot} (synaptic protein)", G)
-    m.state("ssri_adapt", "1", "(sert_occ - ssri_adapt) / tau_ssri", "0",
-            "slow monoaminergic adaptation to SERT blockade", G)
+    # the monoaminergic adaptation is a cascade (5-HT1A autoreceptor desensitisation, then
+    # CREB-driven BDNF transcription), so its onset is sigmoid, not exponential
+    delay_chain(m, "ssri_adapt", "sert_occ", "tau_ssri", SSRI_STAGES,
+                "slow monoaminergic adaptation to SERT blockade")
+
+
+def delay_chain(m: ModelSpec, name: str, source: str, tau: str, stages: int, doc: str) -> None:
+    """``name`` follows ``source`` through ``stages`` first-order steps of ``tau / stages``.
+
+    The response to a step of ``source`` is the gamma (Erlang) CDF with shape ``stages`` and
+    mean ``tau``: a sigmoid onset. Intermediate states are ``{name}_1 .. {name}_{stages-1}``.
+    """
+    prev = source
+    for i in range(1, stages + 1):
+        state = name if i == stages else f"{name}_{i}"
+        m.state(state, "1", f"({prev} - {state}) * {stages} / {tau}", "0",
+                f"{doc}, stage {i} of {stages}", G)
+        prev = state
