@@ -58,6 +58,10 @@ _FIXED: tuple[Readout, ...] = (
     # extensions: model states behind the measurement models
     Readout("mood", "1", "mood drive: synaptic function plus acute AMPA component (healthy 1)"),
     Readout("synaptic_function", "1", "spine density and GluA1 combined (healthy 1)"),
+    Readout("firing.interneuron", "% of baseline",
+            "firing rate of prefrontal fast-spiking (GABA) interneurons (unit recording)"),
+    Readout("firing.pyramidal", "% of baseline",
+            "firing rate of prefrontal pyramidal neurons (unit recording)"),
     Readout("stress_load", "1", "chronic stress / depression load"),
     Readout("sedation", "1", "fractional GABA-A potentiation (perceived sedation)"),
     Readout("perceived_effect", "1", "perceived drug effect so far (sedation + dissociation)"),

@@ -20,6 +20,8 @@ from ketasim.model.spec import ModelSpec
 MECHANISM_READOUTS: dict[str, tuple[str, str]] = {
     "ampa_activation": ("100 * ampa / ampa_cap", "%"),
     "glutamate.pfc": ("100 * glu", "%"),
+    "firing.interneuron": ("100 * interneuron", "%"),
+    "firing.pyramidal": ("100 * pyramidal", "%"),
     "glx.mpfc": ("100 * glx", "%"),
     "gaba.mpfc": ("100 * gaba_mpfc", "%"),
     "gaba.hippocampus": ("100 * gaba_hipp", "%"),
