@@ -90,6 +90,7 @@ def test_every_technique_is_sourced_and_every_mechanism_readout_is_placed() -> N
     assert lab.technique_of("p_mtor").id == "western_blot"
     assert lab.technique_of("glutamate.pfc").id == "microdialysis"
     assert lab.technique_of("spine_density").id == "spine_count"
+    assert lab.technique_of("firing.pyramidal").id == "unit_recording"
 
 
 # ------------------------------------------------------------------------ assay noise
