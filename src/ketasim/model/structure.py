@@ -25,7 +25,7 @@ MATURING = (("nascent", "new protrusions (filopodia), not counted in spine densi
 
 def add(m: ModelSpec) -> None:
     for k in ("tau_spine", "spine_n", "stress_spine", "spine_gain", "spine_cap", "tau_mature",
-              "tau_syn_ref", "tau_stress_on", "tau_stress_off", "tau_new"):
+              "tau_syn_ref", "tau_stress_on", "tau_stress_off", "tau_new", "k_stab", "tau_stable"):
         mech(m, G, k)
     for k in ("w_spine", "w_glua1"):
         mech(m, "outcomes", k)
@@ -47,7 +47,7 @@ def add(m: ModelSpec) -> None:
     # spines form where sites are free (lost spines are restored first: Moda-Sava 2019)
     m.state("syn_ref", "1", "(psd95 - syn_ref) / tau_syn_ref", "1",
             "recent PSD95 level (slow reference for spine formation)", G)
-    m.assign("spines", "spines_set + " + " + ".join(f"new_{i}" for i in AGES), "1",
+    m.assign("spines", "spines_set + stable + " + " + ".join(f"new_{i}" for i in AGES), "1",
              "layer V mPFC spine density (healthy = 1): set-point pool + new spines", G)
     pending = " - ".join(n for n, _ in MATURING)
     m.assign("spine_burst",
@@ -72,10 +72,20 @@ def add(m: ModelSpec) -> None:
     # lifetime is gamma-distributed around tau_new: they mostly last the first days and
     # are mostly gone within two weeks (new spines are transient: Holtmaat 2005)
     rate = f"{len(AGES)} * (1 + stress_spine * stress_load) / tau_new_s"
+    # a later translation burst (the next infusion of a course) stabilises the young
+    # spines it finds: re-potentiated new spines persist (Holtmaat 2005; Yang 2009). Only a
+    # full burst does (Hill n = 4): the small mTORC1 elevation left a day after an infusion
+    # must not stabilise that infusion's own spines
+    m.assign("stabilising", "k_stab * hill(mtor_rise, burst_k, 4)", "1/h",
+             "rate at which a translation burst stabilises existing new spines", G)
     prev = f"{k} * {MATURING[-1][0]}"
     for i in AGES:
-        m.state(f"new_{i}", "1", f"{prev} - {rate} * new_{i}", "0",
+        m.state(f"new_{i}", "1", f"{prev} - ({rate} + stabilising) * new_{i}", "0",
                 f"burst-formed spines, age stage {i} of {len(AGES)}", G)
         prev = f"{rate} * new_{i}"
+    young = " + ".join(f"new_{i}" for i in AGES)
+    m.state("stable", "1",
+            f"stabilising * ({young}) - stable * (1 + stress_spine * stress_load) / tau_stable",
+            "0", "new spines stabilised by a later burst (long-lived)", G)
     m.assign("synaptic_function", "pos(spines) ** w_spine * pos(glua1) ** w_glua1", "1",
              "synaptic function of layer V pyramidal neurons", G)
