@@ -55,4 +55,3 @@ def test_hnk_does_not_block_nmda_at_antidepressant_concentrations() -> None:
     # Lumsden 2019 PNAS: about 8-10 uM (2R,6R)-HNK, no NMDA block in native neurons
     b, _ = _steady_block("hnk_2r6r", 10.0)
     assert b < 0.04
-

@@ -24,7 +24,7 @@ branches) weighs each compound's pyramidal block by its ``rest_block``.
 from __future__ import annotations
 
 from ketasim.catalog import Catalog
-from ketasim.catalog.schema import NmdaPharmacology, Potency, Sourced
+from ketasim.catalog.schema import Potency, Sourced
 from ketasim.model.params import mech
 from ketasim.model.spec import ModelSpec
 
@@ -43,12 +43,6 @@ def _sp(m: ModelSpec, name: str, s: Sourced, unit: str) -> str:
 
 def nmda_compounds(cat: Catalog, compounds: list[str]) -> list[str]:
     return [c for c in compounds if cat.drugs[c].pd.nmda is not None]
-
-
-def _nmda(cat: Catalog, c: str) -> NmdaPharmacology:
-    nm = cat.drugs[c].pd.nmda
-    assert nm is not None
-    return nm
 
 
 def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
@@ -74,18 +68,19 @@ def add_nmda(m: ModelSpec, cat: Catalog, compounds: list[str]) -> None:
     m.assign("use_pyr", "u_pyr * (1 - use_activity + use_activity * pyramidal)", "1",
              "channel use on pyramidal neurons", G)
     active = nmda_compounds(cat, compounds)
+    native: dict[str, str] = {}  # each compound's recombinant-to-native IC50 factor
     for c in active:
-        nm = _nmda(cat, c)
+        nm = cat.drugs[c].pd.nmda
+        assert nm is not None
         for sub, s in (("2a", nm.ic50_glun2a), ("2b", nm.ic50_glun2b), ("2d", nm.ic50_glun2d)):
             _sp(m, f"{c}_ic50_{sub}", s, "uM")
         _sp(m, f"{c}_koff", nm.koff, "1/h")
         _sp(m, f"{c}_ud", nm.use_dependence, "1")
         _sp(m, f"{c}_trap", nm.trapping, "1")
         _sp(m, f"{c}_rest", nm.rest_block, "1")
+        native[c] = "native_potency"
         if nm.native_potency is not None:  # measured in native neurons: no transfer factor
-            _sp(m, f"{c}_native", nm.native_potency, "1")
-    native = {c: f"{c}_native" if _nmda(cat, c).native_potency is not None else "native_potency"
-              for c in active}
+            native[c] = _sp(m, f"{c}_native", nm.native_potency, "1")
     for k, (cell, sub) in CLASSES.items():
         total = " + ".join(f"b_{c}_{k}" for c in active) or "0"
         m.assign(f"B_{k}", total, "1", f"total NMDA block of class {k}", G)

@@ -47,8 +47,13 @@ def add(m: ModelSpec) -> None:
     # spines form where sites are free (lost spines are restored first: Moda-Sava 2019)
     m.state("syn_ref", "1", "(psd95 - syn_ref) / tau_syn_ref", "1",
             "recent PSD95 level (slow reference for spine formation)", G)
-    m.assign("spines", "spines_set + stable + " + " + ".join(f"new_{i}" for i in AGES), "1",
-             "layer V mPFC spine density (healthy = 1): set-point pool + new spines", G)
+    young = " + ".join(f"new_{i}" for i in AGES)
+    m.assign("spines", f"spines_set + stable + {young}", "1",
+             "layer V mPFC spine density (healthy = 1): set-point pool + new and stabilised"
+             " spines", G)
+    # stress speeds the loss of every spine pool by the same factor
+    m.assign("spine_loss", "1 + stress_spine * stress_load", "1",
+             "relative spine elimination rate under the stress load", G)
     pending = " - ".join(n for n, _ in MATURING)
     m.assign("spine_burst",
              f"spine_gain * spos(psd95 - syn_ref) * pos(spine_cap - spines - {pending})"
@@ -58,34 +63,31 @@ def add(m: ModelSpec) -> None:
     # stable spine), each taking tau_mature / 3 on average: the gamma-shaped delay keeps
     # spine density flat for the first hours and puts its rise at 12-24 h, not 3-6 h
     # (Moda-Sava 2019)
-    k = f"{len(MATURING)} / tau_mature"
+    mature = f"{len(MATURING)} / tau_mature"
     prev = "spine_burst"
     for name, doc in MATURING:
-        m.state(name, "1", f"{prev} - {k} * {name}", "0", doc, G)
-        prev = f"{k} * {name}"
+        m.state(name, "1", f"{prev} - {mature} * {name}", "0", doc, G)
+        prev = f"{mature} * {name}"
     # the set-point pool: formation in proportion to PSD95, turnover tau_spine, faster
     # under stress; it sets the drug-free (healthy or stressed) density
-    m.state("spines_set", "1",
-            "(pos(psd95) ** spine_n - spines_set * (1 + stress_spine * stress_load))"
-            " / tau_spine_s", "1", "spines of the set-point pool", G)
+    m.state("spines_set", "1", "(pos(psd95) ** spine_n - spines_set * spine_loss) / tau_spine_s",
+            "1", "spines of the set-point pool", G)
     # spines added by a burst age through three stages before they are pruned, so their
     # lifetime is gamma-distributed around tau_new: they mostly last the first days and
     # are mostly gone within two weeks (new spines are transient: Holtmaat 2005)
-    rate = f"{len(AGES)} * (1 + stress_spine * stress_load) / tau_new_s"
+    rate = f"{len(AGES)} * spine_loss / tau_new_s"
     # a later translation burst (the next infusion of a course) stabilises the young
     # spines it finds: re-potentiated new spines persist (Holtmaat 2005; Yang 2009). Only a
     # full burst does (Hill n = 4): the small mTORC1 elevation left a day after an infusion
     # must not stabilise that infusion's own spines
     m.assign("stabilising", "k_stab * hill(mtor_rise, burst_k, 4)", "1/h",
              "rate at which a translation burst stabilises existing new spines", G)
-    prev = f"{k} * {MATURING[-1][0]}"
+    prev = f"{mature} * {MATURING[-1][0]}"
     for i in AGES:
         m.state(f"new_{i}", "1", f"{prev} - ({rate} + stabilising) * new_{i}", "0",
                 f"burst-formed spines, age stage {i} of {len(AGES)}", G)
         prev = f"{rate} * new_{i}"
-    young = " + ".join(f"new_{i}" for i in AGES)
-    m.state("stable", "1",
-            f"stabilising * ({young}) - stable * (1 + stress_spine * stress_load) / tau_stable",
+    m.state("stable", "1", f"stabilising * ({young}) - stable * spine_loss / tau_stable",
             "0", "new spines stabilised by a later burst (long-lived)", G)
     m.assign("synaptic_function", "pos(spines) ** w_spine * pos(glua1) ** w_glua1", "1",
              "synaptic function of layer V pyramidal neurons", G)
