@@ -3,15 +3,17 @@
 Human ratings: each subject has a trait baseline MADRS (inclusion applied like a trial)
 and HAM-D17. At time t the fractional improvement is
 
-    improvement = response_gain * (mood - mood_0) / (1 - mood_0) + placebo(t)
+    r = (mood - mood_0) / (1 - mood_0)
+    improvement = relief_max * share * sign(r) * hill(|r|, relief_r50, relief_n) + placebo(t)
 
 where ``mood_0`` is the subject's mood drive before the first period (so carry-over into
-period 2 shows), and the placebo/expectancy term rises after each period's first dose and
-wanes, scaled by the subject's expectancy and by the perceived drug effect (sedation,
-dissociation: why midazolam is a stronger placebo than saline). Scores get rater noise
-and day-to-day fluctuation. Rodent tests: FST immobility (share of the 240 scored
-seconds, logistic in the mood drive) and NSF latency (exponential) fall, sucrose
-preference rises linearly with the mood drive, with between-animal noise.
+period 2 shows), ``share`` the patient's share of symptoms that synaptic recovery can
+relieve (logit-normal across patients), and the placebo/expectancy term rises after each
+period's first dose and wanes, scaled by the subject's expectancy and by the perceived
+drug effect (sedation, dissociation: why midazolam is a stronger placebo than saline).
+Scores get rater noise and day-to-day fluctuation. Rodent tests: FST immobility (share
+of the 240 scored seconds, logistic in the mood drive) and NSF latency (exponential)
+fall, sucrose preference rises linearly with the mood drive, with between-animal noise.
 Random draws use each subject's own stream.
 """
 
@@ -67,11 +69,37 @@ def _expectancy_course(sc: Any, data: xr.Dataset, times: np.ndarray, onset: floa
     return xr.DataArray(out, dims=("subject", "period", "time"))
 
 
+def _synaptic_share(seed: int, subjects: np.ndarray, variability: bool) -> xr.DataArray:
+    """Each patient's share of symptoms that synaptic recovery can relieve, (subject,):
+    logit-normal around ``relief_share_median`` (spread ``relief_share_spread`` on the
+    logit scale), so that some patients' depression hardly depends on the synaptic deficit
+    ketamine repairs and others' mostly does (bimodal response)."""
+    q = _pv("ratings", "relief_share_median")
+    z = _noise(seed, subjects, (), _RATING, 4) if variability else np.zeros(len(subjects))
+    logit = np.log(q / (1 - q)) + _pv("ratings", "relief_share_spread") * z
+    return xr.DataArray(1 / (1 + np.exp(-logit)), dims="subject")
+
+
+def _relief(mood: xr.DataArray, mood0: xr.DataArray, share: xr.DataArray) -> xr.DataArray:
+    """Fractional symptom improvement from the mood drive (any shape with ``subject``).
+
+    ``r`` is the relative recovery of the mood drive from its level before the first
+    period (0 = unchanged, 1 = healthy). Relief is a steep Hill step in ``r`` (signed: a
+    fall of the mood drive below its baseline worsens symptoms the same way), scaled by
+    the patient's share: symptoms lift once synaptic function has recovered past a
+    threshold and return when it falls back below it, so that the benefit of one infusion
+    holds for days and then ends within a few days.
+    """
+    r = (mood - mood0) / (1 - mood0).clip(min=0.05)
+    n, r50 = _pv("ratings", "relief_n"), _pv("ratings", "relief_r50")
+    a = abs(r)
+    step = np.sign(r) * a ** n / (r50 ** n + a ** n)
+    return _pv("ratings", "relief_max") * share * step
+
+
 def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     subj = data["subject"].values
-    mood = data["mood"]
     mood0 = data["mood@baseline"].isel(period=0)
-    relative = (mood - mood0) / (1 - mood0).clip(min=0.05)
     times = data["time"].values
     onset, decay = _pv("ratings", "placebo_onset"), _pv("ratings", "placebo_decay")
     kin = _expectancy_course(sc, data, times, onset, decay)
@@ -84,7 +112,8 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     expect_da = xr.DataArray(expect, dims="subject")
     placebo = expect_da * (1 + _pv("ratings", "placebo_active_gain") * perceived) * \
         kin
-    improvement = _pv("ratings", "response_gain") * relative + placebo
+    share = _synaptic_share(sc.seed, subj, spec.variability)
+    improvement = _relief(data["mood"], mood0, share) + placebo
     trait = _trait_madrs(sc.seed, subj, spec.madrs_min, spec.variability)
     trait_da = xr.DataArray(trait, dims="subject")
     noise_sd = float(np.hypot(_pv("ratings", "rater_sd"), _pv("ratings", "fluctuation_sd")))
@@ -96,8 +125,7 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     for scale, trait_s, e in (("madrs", trait_da, eps),
                               ("hamd17", trait_da * _pv("ratings", "hamd_per_madrs"), eps_h)):
         top = 60.0 if scale == "madrs" else 52.0
-        base_imp = (_pv("ratings", "response_gain")
-                    * (data["mood@baseline"] - mood0) / (1 - mood0).clip(min=0.05))
+        base_imp = _relief(data["mood@baseline"], mood0, share)
         base = (trait_s * (1 - base_imp) + xr.DataArray(e[:, :, 0], dims=("subject", "period")))
         score = trait_s * (1 - improvement) + xr.DataArray(e[:, :, 1:],
                                                            dims=("subject", "period", "time"))

@@ -423,6 +423,26 @@ def render_model_doc(spec: ModelSpec, title: str = "The ketasim model", *,
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _measurement_section() -> list[str]:
+    """The measurement models (ratings, behaviour) and the population constants they and
+    the virtual-subject draws use (catalog/population.toml)."""
+    from ketasim.experiments import measures
+    from ketasim.population import population_table
+
+    lines = ["# Measurement models and population constants", "",
+             f"## Measurement models (`{measures.__name__}`)", "",
+             inspect.getdoc(measures) or "", ""]
+    for sec, table in population_table().items():
+        lines += [f"## [{sec}]", "", "| name | value | unit | tag | source |",
+                  "|---|---|---|---|---|"]
+        for name, p in table.items():
+            src = p.source if not p.note or p.note in p.source else f"{p.source}; {p.note}"
+            lines.append(f"| `{name}` | {_num(p.value)} | {_cell(p.unit)} | {p.tag} | "
+                         f"{_cell(src)} |")
+        lines.append("")
+    return lines
+
+
 def documentation_specs() -> tuple[ModelSpec, ModelSpec]:
     """The two documented models: human esketamine + arketamine (racemic ketamine) by IV
     infusion, and a mouse model with ketamine and every tool compound."""
@@ -449,7 +469,8 @@ def render_documentation() -> str:
     title, rest = body.split("\n", 1)
     supplement = render_model_doc(mouse, "Mouse model: additions and differences", base=human,
                                   overview=False, diagram=[], level=2)
-    return "\n".join(head) + title + "\n\n" + intro + rest + "\n" + supplement
+    measured = "\n".join(_measurement_section()).rstrip() + "\n"
+    return "\n".join(head) + title + "\n\n" + intro + rest + "\n" + measured + "\n" + supplement
 
 
 def main() -> None:

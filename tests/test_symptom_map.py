@@ -1,0 +1,62 @@
+"""The rating model's symptom map: a Hill step in the relative recovery of the mood drive,
+scaled by each patient's synaptic share (logit-normal), checked against its closed form."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from ketasim.experiments.measures import _relief, _synaptic_share
+from ketasim.population import _pv
+
+
+def _mood(r: list[float], mood0: float = 0.6) -> tuple[xr.DataArray, xr.DataArray]:
+    """Mood drives whose relative recovery from ``mood0`` is ``r`` (one subject, times)."""
+    m0 = xr.DataArray([mood0], dims="subject")
+    mood = xr.DataArray([[mood0 + x * (1 - mood0) for x in r]], dims=("subject", "time"))
+    return mood, m0
+
+
+def test_relief_is_the_signed_hill_step_of_relative_recovery() -> None:
+    r50, n, top = (_pv("ratings", k) for k in ("relief_r50", "relief_n", "relief_max"))
+    share = xr.DataArray([0.5], dims="subject")
+    rs = [0.0, r50, 2 * r50, -r50, 1.0]
+    got = _relief(*_mood(rs), share).values[0]
+    want = [top * 0.5 * np.sign(x) * abs(x) ** n / (r50 ** n + abs(x) ** n) for x in rs]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert got[0] == 0.0  # no change of the mood drive, no relief
+    assert got[1] == pytest.approx(top * 0.5 / 2)  # half the step at r50
+    assert got[3] == pytest.approx(-got[1])  # a fall below baseline worsens symmetrically
+
+
+def test_relief_is_steep_around_the_threshold() -> None:
+    """Half the threshold gives almost nothing, twice it almost the whole step: benefit holds
+    while synaptic function stays recovered and ends within days once it falls back."""
+    r50 = _pv("ratings", "relief_r50")
+    share = xr.DataArray([1.0], dims="subject")
+    low, high = _relief(*_mood([r50 / 2, 2 * r50]), share).values[0] / _pv("ratings",
+                                                                          "relief_max")
+    assert low < 0.02
+    assert high > 0.98
+
+
+def test_synaptic_share_is_logit_normal_around_its_median() -> None:
+    subjects = np.arange(4000)
+    share = _synaptic_share(7, subjects, True).values
+    q, s = _pv("ratings", "relief_share_median"), _pv("ratings", "relief_share_spread")
+    logit = np.log(share / (1 - share))
+    assert np.median(share) == pytest.approx(q, abs=0.02)
+    assert logit.std() == pytest.approx(s, rel=0.05)
+    assert ((share > 0) & (share < 1)).all()
+
+
+def test_synaptic_share_belongs_to_the_subject() -> None:
+    """Each subject's own stream: a subset or another order gives the same shares; without
+    variability every patient has the median share."""
+    full = _synaptic_share(3, np.arange(50), True).values
+    part = _synaptic_share(3, np.array([40, 7, 12]), True).values
+    np.testing.assert_array_equal(part, full[[40, 7, 12]])
+    assert not np.allclose(full, _synaptic_share(4, np.arange(50), True).values)
+    typical = _synaptic_share(3, np.arange(5), False).values
+    np.testing.assert_allclose(typical, _pv("ratings", "relief_share_median"))
