@@ -60,3 +60,29 @@ def test_synaptic_share_belongs_to_the_subject() -> None:
     assert not np.allclose(full, _synaptic_share(4, np.arange(50), True).values)
     typical = _synaptic_share(3, np.arange(5), False).values
     np.testing.assert_allclose(typical, _pv("ratings", "relief_share_median"))
+
+
+def test_one_infusion_holds_for_a_week_then_ends() -> None:
+    """A typical patient's simulated mood drive after one 0.5 mg/kg infusion, through the
+    symptom map: past the threshold the relief holds while the mood drive decays (day 7
+    keeps nearly all of day 1), then ends once it falls below it (day 14). A linear map
+    of the same mood drive keeps about half at day 7 and 7 % at day 14."""
+    import ketasim as ks
+
+    sc = ks.load_scenario({
+        "name": "typical single infusion", "species": "human", "seed": 5,
+        "population": {"size": 1, "condition": "trd", "variability": False},
+        "design": {"type": "single_group", "follow_up": "14 d"},
+        "arms": [{"name": "ketamine", "doses": [{
+            "drug": "ketamine", "amount": "0.5 mg/kg", "route": "iv_infusion",
+            "duration": "40 min", "at": ["0 h"]}]}],
+        "outputs": {"times": ["1 d", "7 d", "14 d"], "readouts": ["mood"]}})
+    data = ks.run(sc).data
+    mood = data["mood"].isel(period=0)
+    mood0 = data["mood@baseline"].isel(period=0)
+    relief = _relief(mood, mood0, xr.DataArray([1.0], dims="subject")).values[0]
+    linear = ((mood - mood0) / (1 - mood0)).values[0]
+    assert relief[0] > 0.5 * _pv("ratings", "relief_max")  # past the threshold at 24 h
+    assert relief[1] / relief[0] > 0.9
+    assert relief[2] / relief[0] < 0.05
+    assert linear[1] / linear[0] < 0.7  # the mood drive itself has decayed by day 7
