@@ -121,11 +121,11 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     sd = noise_sd if spec.variability else 0.0
     eps = _noise(sc.seed, subj, shape, _RATING, 2) * sd
     eps_h = _noise(sc.seed, subj, shape, _RATING, 3) * sd * _pv("ratings", "hamd_per_madrs")
+    base_imp = _relief(data["mood@baseline"], mood0, share)
     out = {}
     for scale, trait_s, e in (("madrs", trait_da, eps),
                               ("hamd17", trait_da * _pv("ratings", "hamd_per_madrs"), eps_h)):
         top = 60.0 if scale == "madrs" else 52.0
-        base_imp = _relief(data["mood@baseline"], mood0, share)
         base = (trait_s * (1 - base_imp) + xr.DataArray(e[:, :, 0], dims=("subject", "period")))
         score = trait_s * (1 - improvement) + xr.DataArray(e[:, :, 1:],
                                                            dims=("subject", "period", "time"))

@@ -18,6 +18,7 @@ import inspect
 import re
 from collections.abc import Iterable, Sequence
 from types import ModuleType
+from typing import Any
 
 from ketasim.model import circuit, outcomes, pk, receptors, signalling, structure
 from ketasim.model.spec import Assignment, ModelSpec, State, symbols
@@ -329,18 +330,23 @@ def _switches(spec: ModelSpec) -> list[str]:
     return lines
 
 
+_TABLE_HEAD = ("| name | value | unit | tag | source |", "|---|---|---|---|---|")
+
+
+def _value_row(name: str, p: Any) -> str:
+    """One table row of a sourced value (a model parameter or a catalog ``Sourced``)."""
+    src = p.source if not p.note or p.note in p.source else f"{p.source}; {p.note}"
+    return f"| `{name}` | {_num(p.value)} | {_cell(p.unit)} | {p.tag} | {_cell(src)} |"
+
+
 def _parameter_tables(spec: ModelSpec, names: Sequence[str]) -> list[str]:
     groups: dict[str, list[str]] = {}
     for n in names:
         groups.setdefault(spec.parameters[n].group or "(other)", []).append(n)
     lines: list[str] = []
     for g, members in groups.items():
-        lines += [f"### {g}", "", "| name | value | unit | tag | source |", "|---|---|---|---|---|"]
-        for n in members:
-            p = spec.parameters[n]
-            src = p.source if not p.note or p.note in p.source else f"{p.source}; {p.note}"
-            lines.append(f"| `{p.name}` | {_num(p.value)} | {_cell(p.unit)} | {p.tag} | "
-                         f"{_cell(src)} |")
+        lines += [f"### {g}", "", *_TABLE_HEAD]
+        lines += [_value_row(n, spec.parameters[n]) for n in members]
         lines.append("")
     return lines
 
@@ -433,12 +439,8 @@ def _measurement_section() -> list[str]:
              f"## Measurement models (`{measures.__name__}`)", "",
              inspect.getdoc(measures) or "", ""]
     for sec, table in population_table().items():
-        lines += [f"## [{sec}]", "", "| name | value | unit | tag | source |",
-                  "|---|---|---|---|---|"]
-        for name, p in table.items():
-            src = p.source if not p.note or p.note in p.source else f"{p.source}; {p.note}"
-            lines.append(f"| `{name}` | {_num(p.value)} | {_cell(p.unit)} | {p.tag} | "
-                         f"{_cell(src)} |")
+        lines += [f"## [{sec}]", "", *_TABLE_HEAD]
+        lines += [_value_row(name, p) for name, p in table.items()]
         lines.append("")
     return lines
 
