@@ -395,6 +395,7 @@ def _fake_validation(monkeypatch: pytest.MonkeyPatch, passed: list[bool]) -> Non
         return table if case is None else table[table["case"] == case]
 
     module.run_validation = run_validation  # type: ignore[attr-defined]
+    module.render_html = lambda df: f"<html>{len(df)} checks</html>"  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "ketasim.analysis.validate", module)
 
 
@@ -409,13 +410,20 @@ def test_validate_pass_and_fail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     _fake_validation(monkeypatch, [True, True])
     res = runner.invoke(app, ["validate", "--out", str(tmp_path / "v")])
     assert res.exit_code == 0, res.output
-    assert "case1" in res.stdout and "2 of 2" in res.stdout
+    assert "case1" in res.stdout and "2 of 2 checks passed (2 of 2 cases)" in res.stdout
     assert (tmp_path / "v" / "validation.csv").exists()
+    assert (tmp_path / "v" / "validation.html").read_text() == "<html>2 checks</html>"
+    res = runner.invoke(app, ["validate", "--out", str(tmp_path / "v")])
+    assert res.exit_code == 2 and "--overwrite" in res.stderr and len(lines(res.stderr)) == 1
+    res = runner.invoke(app, ["validate", "--case", "case0", "--case", "case1"])
+    assert res.exit_code == 0 and "case0" in res.stdout and "case1" in res.stdout
+    res = runner.invoke(app, ["validate", "--jobs", "0"])
+    assert res.exit_code == 2 and "--jobs" in res.stderr and len(lines(res.stderr)) == 1
 
     _fake_validation(monkeypatch, [True, False])
     res = runner.invoke(app, ["validate"])
     assert res.exit_code == 1
-    assert "FAIL" in res.stdout and "1 of 2" in res.stdout
+    assert "FAIL" in res.stdout and "1 of 2 checks passed (1 of 2 cases)" in res.stdout
 
     res = runner.invoke(app, ["validate", "--case", "case0"])
     assert res.exit_code == 0 and "case1" not in res.stdout

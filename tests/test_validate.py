@@ -275,6 +275,32 @@ def test_runner_on_a_synthetic_case(tmp_path: Path) -> None:
     assert list(one["case"]) == ["second"]
 
 
+def test_worker_processes_give_the_serial_table(tmp_path: Path) -> None:
+    """Three cases on two scenarios (one seeded with rating noise): jobs=2 runs them in
+    worker processes and returns the same table, row for row, in case order."""
+    head = 'claim = "c"\nsource = "synthetic [U]"\n'
+    check = """
+        [[checks]]
+        value = { readout = "fst.immobility", arm = "ketamine", time = "24 h" }
+        compare_to = { readout = "fst.immobility", arm = "vehicle", time = "24 h" }
+        op = "<"
+    """
+    noisy = RODENT.replace("variability = false", "variability = true")
+    assert noisy != RODENT
+    _write(tmp_path, "a", 'id = "a"\n' + head + RODENT + check)
+    _write(tmp_path, "b", 'id = "b"\n' + head + noisy.replace("seed = ", "seed = 9") + check)
+    _write(tmp_path, "c", 'id = "c"\n' + head + 'scenario_case = "a"\n' + check)
+    calls: list[tuple] = []
+    serial = v.run_validation(folder=tmp_path)
+    parallel = v.run_validation(folder=tmp_path, jobs=2,
+                                progress=lambda a, total=None: calls.append((a, total)))
+    assert list(parallel["case"]) == ["a", "b", "c"]
+    pd.testing.assert_frame_equal(serial, parallel)
+    assert calls == [(0, 2), (1, None), (1, None)], "one tick per scenario run"
+    with pytest.raises(ValueError, match="jobs"):
+        v.run_validation(folder=tmp_path, jobs=0)
+
+
 def test_scenario_errors_become_failed_rows(tmp_path: Path) -> None:
     bad = RODENT.replace('route = "ip", at = ["0 h"] }]\n\n    [[scenario.arms]]',
                          'route = "nasal", at = ["0 h"] }]\n\n    [[scenario.arms]]')

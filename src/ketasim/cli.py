@@ -787,12 +787,20 @@ def _print_drug(cat: Any, drug: Any) -> None:
 @app.command()
 def validate(
     out: Annotated[Path | None, typer.Option(
-        "--out", "-o", help="Write validation.csv into this directory.")] = None,
-    case: Annotated[str | None, typer.Option("--case", help="Run only this case.")] = None,
+        "--out", "-o",
+        help="Write validation.csv and validation.html (the scorecard) into this directory."
+    )] = None,
+    case: Annotated[list[str] | None, typer.Option(
+        "--case", help="Run only this case (repeat for several).")] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", help="Scenarios to run at once in worker processes (same table as "
+        "a serial run).")] = 1,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace a non-empty --out.")] = False,
 ) -> None:
     """Compare the model with published results; exit 1 if any case fails."""
+    if jobs < 1:
+        raise _fail(KetasimError(f"--jobs: {jobs} is not allowed; use a whole number >= 1"))
     try:
         validation = importlib.import_module("ketasim.analysis.validate")
     except ModuleNotFoundError as exc:
@@ -808,44 +816,59 @@ def validate(
             from ketasim.io.results import check_out_dir
 
             check_out_dir(out, overwrite)
-        table = _run_validation(validation.run_validation, case)
+        table = _run_validation(validation.run_validation, case or None, jobs)
+        if table is not None and len(table) and out is not None:
+            _write_scorecard(validation, table, out, overwrite)
     except KetasimError as exc:
         raise _fail(exc) from None
     if table is None or not len(table):
         typer.echo("no validation cases yet")
         return
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "validation.csv", index=False)
     _console().print(_validation_table(table))
     passed = table["passed"].astype(bool) if "passed" in table else None
     n_fail = int((~passed).sum()) if passed is not None else 0
-    summary = f"{len(table) - n_fail} of {len(table)} cases passed"
+    summary = f"{len(table) - n_fail} of {len(table)} checks passed"
+    if passed is not None and "case" in table:
+        by_case = passed.groupby(table["case"].astype(str), sort=False).all()
+        summary += f" ({int(by_case.sum())} of {len(by_case)} cases)"
     typer.echo(summary)
     if n_fail:
         raise typer.Exit(1)
 
 
-def _run_validation(fn: Any, case: str | None) -> Any:
+def _write_scorecard(validation: Any, table: Any, out: Path, overwrite: bool) -> None:
+    """validation.csv and, where the module renders one, validation.html: both or none."""
+    from ketasim.io.results import write_files
+
+    files = {"validation.csv": table.to_csv(index=False)}
+    if hasattr(validation, "render_html"):
+        files["validation.html"] = validation.render_html(table)
+    write_files(out, files, overwrite)
+
+
+def _run_validation(fn: Any, cases: list[str] | None, jobs: int = 1) -> Any:
     import inspect
 
     params = inspect.signature(fn).parameters
     kwargs: dict[str, Any] = {}
-    if case is not None and "case" in params:
-        kwargs["case"] = case
-    elif case is not None and "cases" in params:
-        kwargs["cases"] = [case]
+    if cases and "names" in params:
+        kwargs["names"] = list(cases)
+    elif cases and len(cases) == 1 and "case" in params:
+        kwargs["case"] = cases[0]
+    if jobs != 1 and "jobs" in params:
+        kwargs["jobs"] = jobs
     with _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
         if "progress" in params:
             kwargs["progress"] = bar
         table = fn(**kwargs)
-    if case is not None and table is not None and "case" in table:
-        chosen = table[table["case"].astype(str) == case]
-        if not len(chosen):
-            known = ", ".join(dict.fromkeys(table["case"].astype(str)))
-            raise KetasimError(f'--case: "{case}" is not a validation case; '
-                               f"use one of: {known}")
-        table = chosen
+    if cases and table is not None and "case" in table:
+        have = set(table["case"].astype(str))
+        for name in cases:
+            if name not in have:
+                known = ", ".join(dict.fromkeys(table["case"].astype(str)))
+                raise KetasimError(f'--case: "{name}" is not a validation case; '
+                                   f"use one of: {known}")
+        table = table[table["case"].astype(str).isin(cases)]
     return table
 
 

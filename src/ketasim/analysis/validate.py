@@ -717,55 +717,84 @@ def _expected_only(check: Check) -> str:
 
 
 def run_validation(names: Iterable[str] | str | None = None, progress: Progress | None = None,
-                   *, case: str | None = None, folder: Path | None = None) -> pd.DataFrame:
+                   *, case: str | None = None, folder: Path | None = None,
+                   jobs: int = 1) -> pd.DataFrame:
     """Run every case (or those named) and return the scorecard, one row per check.
 
     Columns: case, claim, source, check, expected, simulated, passed. Cases whose scenarios
     validate to the same experiment share one run. ``progress(advance, total=None)`` is
     called once per scenario run. ``case`` is an alias of ``names`` for one case;
-    ``folder`` replaces the packaged cases folder.
+    ``folder`` replaces the packaged cases folder. ``jobs`` > 1 runs that many scenarios at
+    once in worker processes; each run is seeded by its scenario, so the table is the same
+    as a serial one, row for row.
     """
     import ketasim as ks
 
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs: {jobs!r} is not a whole number >= 1")
     if case is not None:
         names = [case]
     cases = load_cases(names, folder)
-    scenarios: dict[str, Any] = {}
-    keys: dict[str, str | None] = {}
-    errors: dict[str, str] = {}
+    groups: dict[str, list[Case]] = {}  # scenario key -> the cases it serves
+    rows: dict[str, list[dict[str, Any]]] = {}
     for c in cases:
         try:
             sc = ks.load_scenario(c.scenario)
         except KetasimError as exc:
-            keys[c.id], errors[c.id] = None, str(exc)
+            rows[c.id] = [CheckResult(c.id, c.claim, c.source, _label(ch), _expected_only(ch),
+                                      f"error: {exc}", False).row() for ch in c.checks]
             continue
-        k = scenario_key(sc)
-        keys[c.id] = k
-        scenarios.setdefault(k, sc)
+        groups.setdefault(scenario_key(sc), []).append(c)
     if callable(progress):
-        progress(0, total=len(scenarios))
-    results: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
-    for c in cases:
-        key = keys[c.id]
-        if key is None:
-            rows += [CheckResult(c.id, c.claim, c.source, _label(ch), _expected_only(ch),
-                                 f"error: {errors[c.id]}", False).row() for ch in c.checks]
-            continue
-        if key not in results:
-            try:
-                results[key] = ks.run(scenarios[key])
-            except KetasimError as exc:
-                results[key] = exc
+        progress(0, total=len(groups))
+    for group_rows in _run_groups(list(groups.values()), jobs, progress):
+        rows.update(group_rows)
+    return pd.DataFrame([r for c in cases for r in rows[c.id]], columns=COLUMNS)
+
+
+def _run_group(group: list[Case]) -> dict[str, list[dict[str, Any]]]:
+    """Run the scenario shared by ``group`` once and evaluate each case on it (rows by case
+    id). A top-level function, so that worker processes can run it."""
+    import ketasim as ks
+
+    try:
+        res = ks.run(ks.load_scenario(group[0].scenario))
+    except KetasimError as exc:
+        return {c.id: [CheckResult(c.id, c.claim, c.source, _label(ch), _expected_only(ch),
+                                   f"error: {exc}", False).row() for ch in c.checks]
+                for c in group}
+    return {c.id: [r.row() for r in run_case(c, res)] for c in group}
+
+
+def _cost(group: list[Case]) -> float:
+    """Rough cost of a group's run (subjects x arms x periods), to start the largest first."""
+    sc = group[0].scenario
+    pop = sc.get("population", {}) if isinstance(sc, dict) else {}
+    arms = sc.get("arms", []) if isinstance(sc, dict) else []
+    size = pop.get("size", 1) if isinstance(pop, dict) else 1
+    return float(size) * max(len(arms), 1)
+
+
+def _run_groups(groups: list[list[Case]], jobs: int,
+                progress: Progress | None) -> Iterable[dict[str, list[dict[str, Any]]]]:
+    if jobs == 1 or len(groups) <= 1:
+        for g in groups:
+            yield _run_group(g)
             if callable(progress):
                 progress(1)
-        res = results[key]
-        if isinstance(res, Exception):
-            rows += [CheckResult(c.id, c.claim, c.source, _label(ch), _expected_only(ch),
-                                 f"error: {res}", False).row() for ch in c.checks]
-            continue
-        rows += [r.row() for r in run_case(c, res)]
-    return pd.DataFrame(rows, columns=COLUMNS)
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    order = sorted(range(len(groups)), key=lambda i: -_cost(groups[i]))
+    # spawn, not fork: the parent may hold threads (the progress bar's timer)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(groups)),
+                             mp_context=mp.get_context("spawn")) as pool:
+        futures = [pool.submit(_run_group, groups[i]) for i in order]
+        for fut in as_completed(futures):
+            yield fut.result()
+            if callable(progress):
+                progress(1)
 
 
 # ------------------------------------------------------------------------------ HTML

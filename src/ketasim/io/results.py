@@ -193,3 +193,23 @@ def _plain(v: Any) -> Any:
     if hasattr(v, "model_dump"):
         return _plain(v.model_dump(mode="json"))
     return str(v)
+
+
+def write_files(out: Path | str, files: dict[str, str], overwrite: bool = False) -> list[Path]:
+    """Write text ``files`` (name -> content) into ``out`` all at once, as
+    :func:`write_results` does: into a temporary sibling renamed into place, so that a
+    failure leaves nothing half-written. KetasimError if ``out`` is not empty and
+    ``overwrite`` is false."""
+    out = check_out_dir(out, overwrite)
+    parent = out.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
+    tmp.mkdir()
+    try:
+        for name, text in files.items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        _swap(tmp, out.absolute(), overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return [out / n for n in files]
