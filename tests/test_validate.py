@@ -33,7 +33,7 @@ REQUIRED = {
     "milak2016_glx_gaba", "li2010_time_course", "autry2011_mouse_3mgkg",
     "moghaddam1997_glutamate", "homayoun2007_interneurons_first", "han2016_pooled_response",
     "kishimoto2016_effect_size", "murrough2013_first_infusion", "murrough2013_midazolam",
-    "dissociation_end_of_infusion",
+    "dissociation_end_of_infusion", "abdallah2018_cycling",
 }
 
 
@@ -183,6 +183,11 @@ def _check(**kw: object) -> v.Check:
      False, "< p_mtor @ 1 h, vehicle (100 % of baseline)"),
     ({"relative_to": {"readout": "p_mtor", "arm": "vehicle", "time": "1 h"}, "min": 1.5,
       "max": 2.5}, True, "1.50-2.50 x p_mtor @ 1 h, vehicle"),
+    # a tolerance on a ratio (1.80 x vehicle): a miss must fail, not fall through to no bounds
+    ({"relative_to": {"readout": "p_mtor", "arm": "vehicle", "time": "1 h"}, "expected": 1.2,
+      "abs_tol": 0.1}, False, "1.20 +- 0.10 x p_mtor @ 1 h, vehicle"),
+    ({"relative_to": {"readout": "p_mtor", "arm": "vehicle", "time": "1 h"}, "expected": 1.75,
+      "abs_tol": 0.1}, True, "1.75 +- 0.10 x p_mtor @ 1 h, vehicle"),
 ])
 def test_evaluate_value_checks(kw: dict, passed: bool, expected: str) -> None:
     exp, sim, ok, _x, _ = v.evaluate(_check(**kw), _summary())
@@ -203,6 +208,25 @@ def test_evaluate_between_arm_statistic() -> None:
                               "time": "1 h", "statistic": "cohens_d"}, "max": -0.5}, None, 0)
     exp, sim, ok, *_ = v.evaluate(chk, _summary())
     assert (exp, sim, ok) == ("d <= -0.50", "d -1.10", True)
+
+
+def test_evaluate_mean_over_a_window() -> None:
+    """Trapezoid mean over 30 min-24 h of 150, 180, 120 % at 0.5, 1, 24 h:
+    (0.5 (150 + 180) / 2 + 23 (180 + 120) / 2) / 23.5 = 150.3 %."""
+    chk = v._check({"value": {"readout": "p_mtor", "arm": "ketamine",
+                              "mean_over": ["30 min", "24 h"]}, "expected": 150.3,
+                    "abs_tol": 0.1}, None, 0)
+    exp, _sim, ok, x, _ = v.evaluate(chk, _summary())
+    assert ok and x == pytest.approx((0.5 * 165 + 23 * 150) / 23.5)
+    assert exp == "150 +- 0.10 % of baseline"
+    assert v._label(chk) == "p_mtor mean over 30 min-24 h, ketamine"
+    off = v._check({"value": {"readout": "p_mtor", "arm": "ketamine",
+                              "mean_over": ["0 min", "24 h"]}, "min": 1}, None, 0)
+    with pytest.raises(KetasimError, match="needs output times at both ends"):
+        v.evaluate(off, _summary())
+    with pytest.raises(KetasimError, match="time or mean_over, not both"):
+        v._check({"value": {"readout": "p_mtor", "arm": "ketamine", "time": "1 h",
+                            "mean_over": ["30 min", "24 h"]}, "min": 1}, None, 0)
 
 
 def test_evaluate_peak_and_crossing() -> None:

@@ -22,6 +22,8 @@ _FIXED: tuple[Readout, ...] = (
     Readout("nmda_block.pyramidal", "fraction", "NMDA receptor block on pyramidal neurons"),
     Readout("ampa_activation", "% of baseline", "AMPA receptor throughput, PFC pyramidal neurons"),
     Readout("glutamate.pfc", "% of baseline", "extracellular prefrontal glutamate (microdialysis)"),
+    Readout("cycling.pfc", "% of baseline",
+            "prefrontal glutamate-glutamine cycling rate (13C MRS label turnover)"),
     Readout("glx.mpfc", "% of baseline", "MRS medial prefrontal Glx"),
     Readout("gaba.mpfc", "% of baseline", "MRS medial prefrontal GABA"),
     Readout("gaba.hippocampus", "% of baseline", "MRS hippocampal GABA"),

@@ -29,7 +29,9 @@ Case file::
 
 A ``value`` names one row of ``RunResult.summary``: ``readout``, ``arm`` (or
 ``"<arm> vs <control>"``), ``period`` (default 1), ``time`` (a time string) and
-``statistic`` (default ``fraction`` for response/remission/relapse_free, else ``mean``).
+``statistic`` (default ``fraction`` for response/remission/relapse_free, else ``mean``);
+instead of ``time``, ``mean_over = ["0 min", "40 min"]`` takes the time-weighted mean over
+the output times of that window (both ends must be output times).
 Values are in the summary's units (fractions as 0-1, shown as %). Kinds of check:
 
 - range: ``min`` and/or ``max``;
@@ -60,6 +62,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.integrate import trapezoid
 
 from ketasim import units
 from ketasim.errors import KetasimError
@@ -68,7 +71,7 @@ from ketasim.readouts import FIXED
 COLUMNS = ["case", "claim", "source", "check", "expected", "simulated", "passed"]
 CASE_KEYS = {"id", "claim", "source", "notes", "scenario", "scenario_file", "scenario_case",
              "overrides", "checks"}
-VALUE_KEYS = {"readout", "arm", "period", "time", "statistic"}
+VALUE_KEYS = {"readout", "arm", "period", "time", "statistic", "mean_over"}
 CHECK_KEYS = {"label", "value", "min", "max", "expected", "abs_tol", "rel_tol", "compare_to",
               "op", "factor", "relative_to", "peak_between", "peak", "crosses",
               "crossing_between", "direction"}
@@ -94,6 +97,7 @@ class ValueSpec:
     period: int = 1
     time: str | None = None
     statistic: str | None = None
+    mean_over: tuple[str, str] | None = None
 
     @property
     def stat(self) -> str:
@@ -108,6 +112,8 @@ class ValueSpec:
 
     def describe(self) -> str:
         when = f" @ {self.time}" if self.time else ""
+        if self.mean_over:
+            when = f" mean over {self.mean_over[0]}-{self.mean_over[1]}"
         per = f" (period {self.period})" if self.period != 1 else ""
         stat = "" if self.stat in ("mean", "fraction") else f" {self.stat}"
         return f"{self.readout}{stat}{when}, {self.arm}{per}"
@@ -239,7 +245,12 @@ def _value_spec(raw: Any, path: Path | None, where: str) -> ValueSpec:
     period = raw.get("period", 1)
     if not isinstance(period, int) or period < 1:
         raise _bad(path, f"{where}.period: {period!r} is not a period number (1, 2)")
-    return ValueSpec(raw["readout"], raw["arm"], period, time, raw.get("statistic"))
+    window = None
+    if "mean_over" in raw:
+        if time is not None:
+            raise _bad(path, f"{where}: give time or mean_over, not both")
+        window = _window(raw["mean_over"], path, f"{where}.mean_over")
+    return ValueSpec(raw["readout"], raw["arm"], period, time, raw.get("statistic"), window)
 
 
 def _window(raw: Any, path: Path | None, where: str) -> tuple[str, str]:
@@ -292,8 +303,9 @@ def _check_consistent(c: Check, path: Path | None, where: str) -> None:
     bounds = c.min is not None or c.max is not None
     tol = c.expected is not None
     if kind in ("peak", "crossing"):
-        if c.value.time is not None:
-            raise _bad(path, f"{where}: a {kind} check reads every output time; leave out time")
+        if c.value.time is not None or c.value.mean_over is not None:
+            raise _bad(path, f"{where}: a {kind} check reads every output time; leave out "
+                       "time and mean_over")
         if kind == "peak" and c.peak not in ("max", "min"):
             raise _bad(path, f'{where}.peak: "{c.peak}" is not "max" or "min"')
         if kind == "crossing":
@@ -302,21 +314,23 @@ def _check_consistent(c: Check, path: Path | None, where: str) -> None:
             if c.direction not in ("down", "up"):
                 raise _bad(path, f'{where}.direction: "{c.direction}" is not "down" or "up"')
         return
-    if c.value.time is None:
+    if c.value.time is None and c.value.mean_over is None:
         raise _bad(path, f"{where}.value.time is missing")
     if c.crossing_between is not None:
         raise _bad(path, f"{where}: crossing_between needs crosses")
     if kind == "compare":
         if c.op not in ("<", ">"):
             raise _bad(path, f'{where}.op: {c.op!r} is not "<" or ">"')
-        if c.compare_to is not None and c.compare_to.time is None:
+        if c.compare_to is not None and c.compare_to.time is None \
+                and c.compare_to.mean_over is None:
             raise _bad(path, f"{where}.compare_to.time is missing")
         if bounds or tol or c.relative_to is not None:
             raise _bad(path, f"{where}: compare_to takes op and factor, not bounds")
         return
     if c.op is not None:
         raise _bad(path, f"{where}: op needs compare_to")
-    if kind == "ratio" and c.relative_to is not None and c.relative_to.time is None:
+    if kind == "ratio" and c.relative_to is not None and c.relative_to.time is None \
+            and c.relative_to.mean_over is None:
         raise _bad(path, f"{where}.relative_to.time is missing")
     if tol:
         if (c.abs_tol is None) == (c.rel_tol is None):
@@ -475,6 +489,10 @@ def case_problems(case: Case) -> list[str]:
             t = spec.time_h
             if t is not None and not np.any(np.abs(times - t) <= TIME_TOL_H * max(1.0, t)):
                 problems.append(f'{tag}.time: "{spec.time}" is not in outputs.times')
+            for end in spec.mean_over or ():
+                e = units.hours(end)
+                if not np.any(np.abs(times - e) <= TIME_TOL_H * max(1.0, e)):
+                    problems.append(f'{tag}.mean_over: "{end}" is not in outputs.times')
             if spec.period > n_periods:
                 problems.append(f"{tag}.period: {spec.period} but the design has {n_periods}")
     return problems
@@ -496,12 +514,31 @@ def _series(summary: pd.DataFrame, spec: ValueSpec) -> _Series:
 
 def _value(summary: pd.DataFrame, spec: ValueSpec) -> tuple[float, str]:
     s = _series(summary, spec)
+    if spec.mean_over is not None:
+        return _window_mean(s, spec), s.unit
     t = spec.time_h
     hit = np.flatnonzero(np.abs(s.times_h - t) <= TIME_TOL_H * max(1.0, abs(t or 0.0)))
     if hit.size == 0:
         shown = ", ".join(_fmt_time(x) for x in s.times_h)
         raise KetasimError(f"{spec.readout} has no output at {spec.time}; times: {shown}")
     return float(s.values[hit[0]]), s.unit
+
+
+def _window_mean(s: _Series, spec: ValueSpec) -> float:
+    """Time-weighted (trapezoid) mean of the series over ``spec.mean_over``, whose ends must
+    be output times: an average over a measurement window, such as 13C label accumulating
+    during an MRS acquisition."""
+    assert spec.mean_over is not None
+    a, b = (units.hours(x) for x in spec.mean_over)
+    tol = TIME_TOL_H * max(1.0, abs(b))
+    ends = [np.any(np.abs(s.times_h - x) <= tol) for x in (a, b)]
+    inside = (s.times_h >= a - tol) & (s.times_h <= b + tol)
+    if not all(ends) or inside.sum() < 2 or b <= a:
+        shown = ", ".join(_fmt_time(x) for x in s.times_h)
+        raise KetasimError(f"{spec.readout}: mean_over {spec.mean_over[0]}-{spec.mean_over[1]} "
+                           f"needs output times at both ends; times: {shown}")
+    t, v = s.times_h[inside], s.values[inside]
+    return float(trapezoid(v, t) / (t[-1] - t[0]))
 
 
 def _is_fraction(spec: ValueSpec, unit: str) -> bool:
@@ -633,11 +670,13 @@ def evaluate(check: Check, summary: pd.DataFrame) -> tuple[str, str, bool, float
         unit = "x"
         disp = _Display(unit=f"x {ref.describe()}", tol_unit="")
         sim_disp = _Display(unit="x")
-    if kind == "tolerance":
+    if check.expected is not None:  # a tolerance, on the value or on the ratio
         e = float(check.expected)  # type: ignore[arg-type]
         rel = check.rel_tol
         tol = check.abs_tol if check.abs_tol is not None else abs(e) * float(rel)  # type: ignore[arg-type]
         exp = disp.tolerance(e, float(tol), rel if check.abs_tol is None else None)  # type: ignore[arg-type]
+        if kind == "ratio" and check.abs_tol is not None:  # "1.13 +- 0.10 x <other>"
+            exp = f"{_fmt_num(e)} +- {_fmt_num(float(tol))} {disp.unit}"
         return exp, sim_disp.value(x), _within(x, e - tol, e + tol), x, unit  # type: ignore[operator]
     exp = disp.bounds(check.min, check.max)
     return exp, sim_disp.value(x), _within(x, check.min, check.max), x, unit

@@ -20,6 +20,10 @@ from ketasim.model.spec import ModelSpec
 MECHANISM_READOUTS: dict[str, tuple[str, str]] = {
     "ampa_activation": ("100 * ampa / ampa_cap", "%"),
     "glutamate.pfc": ("100 * glu", "%"),
+    # the neuronal glutamate-glutamine cycle runs at the rate of glutamate release (every
+    # released glutamate is taken up by astrocytes and returned as glutamine), which the
+    # glu state follows; 13C MRS label turnover measures it (Abdallah 2018; Chowdhury 2017)
+    "cycling.pfc": ("100 * glu", "%"),
     "firing.interneuron": ("100 * interneuron", "%"),
     "firing.pyramidal": ("100 * pyramidal", "%"),
     "glx.mpfc": ("100 * glx", "%"),
