@@ -33,7 +33,7 @@ REQUIRED = {
     "milak2016_glx_gaba", "li2010_time_course", "autry2011_mouse_3mgkg",
     "moghaddam1997_glutamate", "homayoun2007_interneurons_first", "han2016_pooled_response",
     "kishimoto2016_effect_size", "murrough2013_first_infusion", "murrough2013_midazolam",
-    "dissociation_end_of_infusion", "abdallah2018_cycling",
+    "dissociation_end_of_infusion", "abdallah2018_cycling", "garcia2008_rat_fst_bdnf",
 }
 
 
