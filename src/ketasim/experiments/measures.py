@@ -4,11 +4,14 @@ Human ratings: each subject has a trait baseline MADRS (inclusion applied like a
 and HAM-D17. At time t the fractional improvement is
 
     r = (mood - mood_0) / (1 - mood_0)
-    improvement = relief_max * share * sign(r) * hill(|r|, relief_r50, relief_n) + placebo(t)
+    relief = relief_max * share * sign(r) * hill(|r|, relief_r50, relief_n)
+    improvement = 1 - (1 - relief) * (1 - placebo(t))
 
 where ``mood_0`` is the subject's mood drive before the first period (so carry-over into
 period 2 shows), ``share`` the patient's share of symptoms that synaptic recovery can
-relieve (logit-normal across patients), and the placebo/expectancy term rises after each
+relieve (logit-normal across patients). The two parts combine by independent action:
+expectancy relieves a share of what synaptic recovery leaves, so they never add up to more
+than the whole score. The placebo/expectancy term rises after each
 period's first dose and wanes, scaled by the subject's expectancy and by the perceived
 drug effect (sedation, dissociation: why midazolam is a stronger placebo than saline).
 Scores get rater noise and day-to-day fluctuation. Rodent tests: FST immobility (share
@@ -113,7 +116,9 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     placebo = expect_da * (1 + _pv("ratings", "placebo_active_gain") * perceived) * \
         kin
     share = _synaptic_share(sc.seed, subj, spec.variability)
-    improvement = _relief(data["mood"], mood0, share) + placebo
+    # independent action: expectancy relieves a share of the symptoms that synaptic
+    # recovery leaves, so the two cannot add up to more than the whole score
+    improvement = 1 - (1 - _relief(data["mood"], mood0, share)) * (1 - placebo)
     trait = _trait_madrs(sc.seed, subj, spec.madrs_min, spec.variability)
     trait_da = xr.DataArray(trait, dims="subject")
     noise_sd = float(np.hypot(_pv("ratings", "rater_sd"), _pv("ratings", "fluctuation_sd")))
