@@ -315,7 +315,7 @@ def _check_consistent(c: Check, path: Path | None, where: str) -> None:
                 raise _bad(path, f'{where}.direction: "{c.direction}" is not "down" or "up"')
         return
     if c.value.time is None and c.value.mean_over is None:
-        raise _bad(path, f"{where}.value.time is missing")
+        raise _bad(path, f"{where}.value.time (or mean_over) is missing")
     if c.crossing_between is not None:
         raise _bad(path, f"{where}: crossing_between needs crosses")
     if kind == "compare":
@@ -780,8 +780,7 @@ def run_validation(names: Iterable[str] | str | None = None, progress: Progress 
         try:
             sc = ks.load_scenario(c.scenario)
         except KetasimError as exc:
-            rows[c.id] = [CheckResult(c.id, c.claim, c.source, _label(ch), _expected_only(ch),
-                                      f"error: {exc}", False).row() for ch in c.checks]
+            rows[c.id] = _error_rows(c, exc)
             continue
         groups.setdefault(scenario_key(sc), []).append(c)
     if callable(progress):
@@ -799,14 +798,18 @@ def _run_group(group: list[Case]) -> dict[str, list[dict[str, Any]]]:
     try:
         res = ks.run(ks.load_scenario(group[0].scenario))
     except KetasimError as exc:
-        return {c.id: [CheckResult(c.id, c.claim, c.source, _label(ch), _expected_only(ch),
-                                   f"error: {exc}", False).row() for ch in c.checks]
-                for c in group}
+        return {c.id: _error_rows(c, exc) for c in group}
     return {c.id: [r.row() for r in run_case(c, res)] for c in group}
 
 
+def _error_rows(c: Case, exc: Exception) -> list[dict[str, Any]]:
+    """Failed rows, one per check, when a case's scenario cannot be loaded or run."""
+    return [CheckResult(c.id, c.claim, c.source, _label(ch), _expected_only(ch),
+                        f"error: {exc}", False).row() for ch in c.checks]
+
+
 def _cost(group: list[Case]) -> float:
-    """Rough cost of a group's run (subjects x arms x periods), to start the largest first."""
+    """Rough cost of a group's run (subjects per arm x arms), to start the largest first."""
     sc = group[0].scenario
     pop = sc.get("population", {}) if isinstance(sc, dict) else {}
     arms = sc.get("arms", []) if isinstance(sc, dict) else []

@@ -23,6 +23,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -83,13 +84,20 @@ def write_results(result: RunResult, out: Path | str, overwrite: bool = False,
     it has at most :data:`SUBJECTS_ROW_LIMIT` rows. Raises KetasimError if ``out`` exists and
     is not empty and ``overwrite`` is false; nothing is written then.
     """
+    return _write_atomically(out, overwrite, lambda tmp: _write_all(result, tmp, subjects))
+
+
+def _write_atomically(out: Path | str, overwrite: bool,
+                      fill: Callable[[Path], list[str]]) -> list[Path]:
+    """``fill`` writes files into a temporary sibling of ``out`` (returning their names),
+    which is then renamed into place: a failure leaves nothing half-written."""
     out = check_out_dir(out, overwrite)
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
     tmp.mkdir()  # mode from the umask, unlike mkdtemp's 0700: it becomes ``out``
     try:
-        names = _write_all(result, tmp, subjects)
+        names = fill(tmp)
         _swap(tmp, out.absolute(), overwrite)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -197,19 +205,11 @@ def _plain(v: Any) -> Any:
 
 def write_files(out: Path | str, files: dict[str, str], overwrite: bool = False) -> list[Path]:
     """Write text ``files`` (name -> content) into ``out`` all at once, as
-    :func:`write_results` does: into a temporary sibling renamed into place, so that a
-    failure leaves nothing half-written. KetasimError if ``out`` is not empty and
-    ``overwrite`` is false."""
-    out = check_out_dir(out, overwrite)
-    parent = out.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{out.name}.tmp-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
-    try:
+    :func:`write_results` does. KetasimError if ``out`` is not empty and ``overwrite`` is
+    false."""
+    def fill(tmp: Path) -> list[str]:
         for name, text in files.items():
             (tmp / name).write_text(text, encoding="utf-8")
-        _swap(tmp, out.absolute(), overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return [out / n for n in files]
+        return list(files)
+
+    return _write_atomically(out, overwrite, fill)
