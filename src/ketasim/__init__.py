@@ -48,7 +48,26 @@ def run(scenario: Any, progress: Any = None) -> RunResult:
     return _run(scenario, progress)
 
 
+def run_default(progress: Any = None, single: Any = None) -> RunResult:
+    """The built-in study set of ``ketasim run`` without a file: the seed's crossover
+    (``single``, default :func:`default_scenario`) plus the six-infusion course, with the
+    seed's Table 1 in ``extra_tables["table1"]``."""
+    from ketasim.analysis.table1 import run_default as _run_default
+
+    return _run_default(progress, single=single, simulate=run)
+
+
+def write_results(result: RunResult, out: Any, overwrite: bool = False,
+                  subjects: bool | None = None) -> list[Any]:
+    """Write summary.csv, subjects.parquet, manifest.json and report.html into the
+    directory ``out``, atomically (see :mod:`ketasim.io.results`); return the paths."""
+    from ketasim.io.results import write_results as _write
+
+    return _write(result, out, overwrite=overwrite, subjects=subjects)
+
+
 __all__ = [
     "Catalog", "CatalogError", "KetasimError", "RunResult", "ScenarioError", "SimulationError",
-    "__version__", "catalog", "default_scenario", "load_scenario", "run",
+    "__version__", "catalog", "default_scenario", "load_scenario", "run", "run_default",
+    "write_results",
 ]

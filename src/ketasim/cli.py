@@ -8,6 +8,7 @@
     ketasim drugs [NAME]
     ketasim validate [--out DIR] [--case NAME]
     ketasim export-sbml [FILE] -o MODEL.xml [--cohort NAME|INDEX] [--subject K]
+    ketasim dashboard [--host 127.0.0.1] [--port 8080] [--max-subjects 1000] [--open]
 
 A user error (a bad scenario, an unknown drug, an output directory that is in the way) is
 one line on stderr and exit status 2, never a traceback; nothing is written then.
@@ -16,6 +17,7 @@ one line on stderr and exit status 2, never a traceback; nothing is written then
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import re
 import sys
@@ -924,6 +926,39 @@ def export_sbml(
     typer.echo(f"wrote {out}: {len(info.state_ids)} states, {len(info.readout_ids)} readouts, "
                f"{len(info.dose_parameters)} doses; SBML time 0 = ketasim time "
                f"{info.time_offset:g} h")
+
+
+# -------------------------------------------------------------------------- dashboard
+
+
+@app.command()
+def dashboard(
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to listen on. Anything but 127.0.0.1 lets other machines "
+        "run simulations here (there is no login).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8080,
+    max_subjects: Annotated[int, typer.Option(
+        "--max-subjects", help="Largest run (subjects in all) a page may start.")] = 1000,
+    examples: Annotated[Path | None, typer.Option(
+        "--examples", help="Folder of example scenarios offered in the page (default: "
+        "examples/ of a source checkout).", show_default=False)] = None,
+    open_browser: Annotated[bool, typer.Option(
+        "--open", help="Open the page in a web browser.")] = False,
+) -> None:
+    """Serve the web dashboard: edit a scenario, run it, read and download the results."""
+    if max_subjects < 1:
+        raise _fail(f"--max-subjects: {max_subjects} is not a whole number >= 1")
+    if examples is not None and not examples.is_dir():
+        raise _fail(f'--examples: "{examples}" is not a folder')
+    if importlib.util.find_spec("nicegui") is None:
+        raise _fail("the dashboard needs NiceGUI: pip install 'ketasim[dashboard]'")
+    from ketasim.dashboard import app as web
+
+    if host not in web.LOCAL_HOSTS:
+        typer.echo(f"warning: --host {host}: the dashboard is open to other machines; anyone "
+                   "who reaches it can run simulations on this one", err=True)
+    web.serve(host=host, port=port, examples_dir=examples, max_subjects=max_subjects,
+              show=open_browser)
 
 
 # ------------------------------------------------------------------------------- main
