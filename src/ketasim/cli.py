@@ -31,7 +31,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ketasim import __version__
+from ketasim._version import __version__
 from ketasim.errors import KetasimError, ScenarioError
 
 app = typer.Typer(
