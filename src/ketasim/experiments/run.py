@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ketasim import __version__, units
+from ketasim import units
+from ketasim._version import __version__
 from ketasim.catalog import catalog
-from ketasim.engine import default_engine, reference
+from ketasim.engine import default_engine
 from ketasim.engine import get as get_engine
+from ketasim.engine.base import OK, Trajectories
 from ketasim.errors import ScenarioError
 from ketasim.experiments import lab, measures
 from ketasim.experiments.endpoints import summarise
@@ -194,13 +196,13 @@ def _burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
     tr = engine.simulate(model, P, y0, rest, np.array([t_start]), t_start - BURN_IN_H,
                          rtol=sc.engine.rtol, atol=sc.engine.atol)
     out = tr.y[:, :, -1].T.copy()
-    failed = tr.status != reference.OK
+    failed = tr.status != OK
     out[:, failed] = y0[:, failed]  # the main run will fail and flag these subjects
     return out
 
 
 def _readouts(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
-              traj: reference.Trajectories, t_out: np.ndarray, cohort: Cohort,
+              traj: Trajectories, t_out: np.ndarray, cohort: Cohort,
               baselines: list[float]) -> dict[str, Any]:
     n_sub = P.shape[1]
     names = [r for r in model.readout_names]
