@@ -23,8 +23,9 @@ import pandas as pd
 
 from ketasim.readouts import FIXED
 from ketasim.result import RunResult
+from ketasim.units import format_hours
 
-__all__ = ["fmt_time", "render_report"]
+__all__ = ["render_report"]
 
 CONTINUOUS_STATS = ["mean", "sd", "median", "p05", "p95"]
 BETWEEN_STATS = ["difference", "cohens_d", "p_value"]
@@ -50,21 +51,6 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
 
 
 # ------------------------------------------------------------------------- formatting
-
-
-def fmt_time(hours: float) -> str:
-    """A time in hours the way a protocol writes it: ``40 min``, ``6 h``, ``7 d``."""
-    h = float(hours)
-    if not math.isfinite(h):
-        return str(h)
-    if h == 0:
-        return "0 h"
-    minutes = h * 60.0
-    if abs(h) < 4 and abs(minutes - round(minutes)) < 1e-6 and abs(h) != round(abs(h)):
-        return f"{round(minutes):g} min"
-    if abs(h) >= 24 and abs(h / 24 - round(h / 24)) < 1e-9:
-        return f"{round(h / 24):g} d"
-    return f"{h:.4g} h"
 
 
 def _num(v: Any, digits: int = 4) -> str:
@@ -308,7 +294,7 @@ def _time_axis(ax: Any, tmin: float, tmax: float, repeated: bool = False) -> str
     lo = tmin if tmin <= 0 else tmin / 1.3
     ticks = [t for t in marks if lo <= t <= tmax * 1.3]
     ax.set_xticks(ticks)
-    ax.set_xticklabels([fmt_time(t) for t in ticks], fontsize=8)
+    ax.set_xticklabels([format_hours(t) for t in ticks], fontsize=8)
     ax.minorticks_off()
     ax.set_xlabel("time after dose")
     return note
@@ -461,7 +447,7 @@ def _summary_tables(result: RunResult) -> str:
         wide = wide.join(n)
         cols = [c for c in ["n", *CONTINUOUS_STATS, "fraction"] if c in wide.columns]
         wide = wide[cols].reset_index()
-        wide["time"] = [fmt_time(t) for t in wide.pop("time_h")]
+        wide["time"] = [format_hours(t) for t in wide.pop("time_h")]
         wide = wide[["readout", "unit", "arm", "period", "time", *cols]]
         parts.append("<h3>Per arm</h3>" + _table(wide))
     comp = s[between]
@@ -472,7 +458,7 @@ def _summary_tables(result: RunResult) -> str:
         wide = wide.join(n)
         cols = [c for c in ["n", *BETWEEN_STATS] if c in wide.columns]
         wide = wide[cols].reset_index().rename(columns={"arm": "comparison"})
-        wide["time"] = [fmt_time(t) for t in wide.pop("time_h")]
+        wide["time"] = [format_hours(t) for t in wide.pop("time_h")]
         wide = wide[["readout", "unit", "comparison", "time", *cols]]
         parts.append("<h3>Between arms</h3><p class=\"muted\">difference = active - control; "
                      "Cohen's d (crossover: within-subject); p from a Welch t-test (parallel) "

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ketasim.result import RunResult
+from ketasim.units import format_hours
 
 MAX_DOTS = 60  # per bar; larger groups show a fixed random subset of animals
 
@@ -104,7 +105,7 @@ def _caption(result: RunResult, readout: str, unit: str, sub: pd.DataFrame) -> s
 def _bars(result: RunResult, readout: str, sub: pd.DataFrame, tests: pd.DataFrame,
           arms: list[str], control: str | None) -> str:
     from ketasim.experiments import lab
-    from ketasim.io.report import _figure_html, _new_figure, fmt_time
+    from ketasim.io.report import _figure_html, _new_figure
 
     periods = list(dict.fromkeys(sub["period"]))
     times = sorted(set(sub["time_h"]))
@@ -140,7 +141,7 @@ def _bars(result: RunResult, readout: str, sub: pd.DataFrame, tests: pd.DataFram
                 ax.text(i, hi, star, ha="center", va="bottom", fontsize=11)
         ax.set_xticks(x)
         ax.set_xticklabels(present, rotation=35, ha="right", fontsize=7)
-        label = fmt_time(t) + (f", period {period}" if len(periods) > 1 else "")
+        label = format_hours(t) + (f", period {period}" if len(periods) > 1 else "")
         ax.set_title(f"{readout}, {label}", fontsize=9)
         ax.set_ylabel(unit, fontsize=8)
         if top > 0:

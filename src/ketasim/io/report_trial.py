@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ketasim.result import RunResult
+from ketasim.units import format_hours
 
 BAR_TIMES_H = (4.0, 24.0, 72.0, 168.0)
 SCALES = ("madrs", "madrs.change", "hamd17", "hamd17.change")
@@ -135,7 +136,6 @@ def _bar_times(times: np.ndarray) -> list[int]:
 
 def _response_bars(result: RunResult) -> str:
     from ketasim.experiments.endpoints import wilson
-    from ketasim.io.report import fmt_time
 
     data = result.data
     what = [r for r in ("response", "remission") if r in data]
@@ -164,7 +164,7 @@ def _response_bars(result: RunResult) -> str:
             pos = np.arange(len(ks)) + (j - (len(arms) - 1) / 2) * width
             ax.bar(pos, fr, width, color=col[arm], label=arm, yerr=[lo, hi], capsize=2)
         ax.set_xticks(np.arange(len(ks)))
-        ax.set_xticklabels([fmt_time(times[k]) for k in ks], fontsize=8)
+        ax.set_xticklabels([format_hours(times[k]) for k in ks], fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("fraction of subjects", fontsize=8)
         ax.set_title(r, fontsize=10)
@@ -259,7 +259,7 @@ def _course_figure(result: RunResult) -> str:
 
 
 def _endpoint_table(summary: pd.DataFrame) -> str:
-    from ketasim.io.report import _table, fmt_time
+    from ketasim.io.report import _table
 
     if summary is None or not len(summary) or "time_h" not in summary:
         return ""
@@ -267,6 +267,6 @@ def _endpoint_table(summary: pd.DataFrame) -> str:
     if not len(s):
         return ""
     shown = s[["arm", "period", "readout", "statistic", "value", "unit", "n"]].copy()
-    shown["value"] = [fmt_time(v) if u == "h" and v == v else ("not reached" if u == "h" else v)
+    shown["value"] = [format_hours(v) if u == "h" and v == v else ("not reached" if u == "h" else v)
                       for v, u in zip(shown["value"], shown["unit"], strict=True)]
     return _table(shown)
