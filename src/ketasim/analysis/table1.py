@@ -108,6 +108,7 @@ def run_default(progress: Any = None, single: Any = None, course: Any = None,
     first = simulate(single, progress=bar)
     second = simulate(course, progress=bar)
     first.extra_tables["table1"] = table1(first, second)
+    first.notes["table1"] = rules()
     first.extra_tables["course_summary"] = second.summary
     km = kaplan_meier_of(second)
     if len(km):
@@ -117,6 +118,13 @@ def run_default(progress: Any = None, single: Any = None, course: Any = None,
     first.manifest["wall_time_s"] = round(float(first.manifest.get("wall_time_s", 0.0))
                                           + float(manifest.get("wall_time_s", 0.0)), 3)
     return first
+
+
+def rules() -> str:
+    """The rules behind each simulated value of Table 1, as text (from this module's
+    docstring): carried with the result (``RunResult.notes["table1"]``) for the report."""
+    doc = (__doc__ or "").split("Each simulated value follows", 1)
+    return "Each simulated value follows" + (doc[1] if len(doc) > 1 else "").rstrip()
 
 
 def kaplan_meier_of(result: RunResult) -> pd.DataFrame:
