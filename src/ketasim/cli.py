@@ -907,7 +907,7 @@ def export_sbml(
         if out.exists() and not overwrite:
             raise KetasimError(f"{out} exists; use --overwrite")
         sc = _load_scenario(file, confirm_large=True)
-        from ketasim.model.sbml import export_scenario
+        from ketasim.io.sbml import export_scenario
 
         which: int | str = int(cohort) if cohort.lstrip("-").isdigit() else cohort
         try:
