@@ -8,7 +8,7 @@ scenario's tolerances (rtol 1e-6, atol 1e-9).
 
 - ketasim: ``ketasim.engine.fast`` (numba, Rosenbrock RODAS4 with a sparse analytic
   Jacobian), 2 threads (``numba.prange``);
-- libRoadRunner: the model exported by ``ketasim.model.sbml`` (one subject's SBML; each
+- libRoadRunner: the model exported by ``ketasim.io.sbml`` (one subject's SBML; each
   subject's parameters, initial state and dose amounts set by index before its run),
   CVODE, one RoadRunner instance per process, 2 processes (multiprocessing, spawn).
 
@@ -62,17 +62,13 @@ def _draw(args: tuple[Any, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndar
     """Worker: parameters, weight and severity of the subjects with global ``indices``."""
     sc, indices = args
     from ketasim.experiments import run as runner
-    from ketasim.model.system import build_model
     from ketasim.population import draw_subjects, parameter_matrix
 
     cohort = runner.cohorts(sc)[0]
-    comps, routes = runner._compounds_and_routes(sc, cohort.arms)
-    model = build_model(sc.species, comps, routes)
+    model = runner.cohort_model(sc, cohort)
     spec = runner.population_spec(sc)
     subjects = draw_subjects(spec, sc.seed, indices)
-    overrides = dict(sc.model.parameters or {})
-    overrides.update(sc.model.hypotheses or {})
-    P = parameter_matrix(model, subjects, spec, sc.seed, overrides)
+    P = parameter_matrix(model, subjects, spec, sc.seed, runner.model_overrides(sc, model))
     return P, subjects["weight"].to_numpy(float), subjects["severity"].to_numpy(float)
 
 
@@ -95,12 +91,10 @@ def make_cohort(sc: Any, indices: np.ndarray, pool: Any | None = None,
                 chunk: int = 2000) -> Cohort:
     """Draw subjects ``indices`` of the scenario's first cohort (in parallel with ``pool``)."""
     from ketasim.experiments import run as runner
-    from ketasim.model.system import build_model
     from ketasim.protocol import Protocol
 
     cohort = runner.cohorts(sc)[0]
-    comps, routes = runner._compounds_and_routes(sc, cohort.arms)
-    model = build_model(sc.species, comps, routes)
+    model = runner.cohort_model(sc, cohort)
     parts = [(sc, indices[i:i + chunk]) for i in range(0, len(indices), chunk)]
     res = list(pool.map(_draw, parts)) if pool is not None else [_draw(p) for p in parts]
     P = np.concatenate([r[0] for r in res], axis=1)
@@ -108,7 +102,7 @@ def make_cohort(sc: Any, indices: np.ndarray, pool: Any | None = None,
     severity = np.concatenate([r[2] for r in res])
     sub = runner.Cohort(cohort.name, indices, cohort.arms, cohort.offsets)
     prot = runner.build_protocol(sc, sub, weight, severity)
-    t_out, baselines = runner._period_times(sc, sub)
+    t_out, baselines = runner.period_times(sc, sub)
     t_start = min(prot.first_time(), *baselines) - 1.0
     inp = prot.inputs_at(-np.inf, model.input_names)
     y_init = model.initial(P, inp)
@@ -147,7 +141,7 @@ def readouts(c: Cohort, y: np.ndarray) -> dict[str, np.ndarray]:
 
 def export_for_roadrunner(c: Cohort, path: Path) -> dict[str, Any]:
     """SBML of subject 0 starting at the burn-in; the index map to set other subjects."""
-    from ketasim.model.sbml import export_sbml
+    from ketasim.io.sbml import export_sbml
 
     names = list(c.model.spec.parameters)
     info = export_sbml(c.model.spec, c.protocol, path, subject=0,

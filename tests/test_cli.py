@@ -254,6 +254,18 @@ def test_unknown_model_parameter_is_one_line_nothing_written(small: Path,
     assert res.stdout == "" and not out.exists()
 
 
+def test_export_sbml_checks_model_parameter_names_as_run_does(small: Path,
+                                                              tmp_path: Path) -> None:
+    """The exporter prepares the cohort as a run does, with the same check of names."""
+    small.write_text(small.read_text() + "\n[model]\nparameters = { no_such_parameter = 2.0 }\n")
+    out = tmp_path / "model.xml"
+    res = runner.invoke(app, ["export-sbml", str(small), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    err = lines(res.stderr)
+    assert len(err) == 1 and err[0].startswith("model.parameters.no_such_parameter:"), err
+    assert res.stdout == "" and not out.exists()
+
+
 def test_bad_scenario_json_format_too(bad: Path) -> None:
     res = runner.invoke(app, ["run", str(bad), "--format", "json"])
     assert res.exit_code == 2

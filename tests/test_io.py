@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -13,7 +12,7 @@ import xarray as xr
 from ketasim.errors import KetasimError
 from ketasim.io import report as report_mod
 from ketasim.io import results as results_mod
-from ketasim.io.report import fmt_time, render_report
+from ketasim.io.report import render_report
 from ketasim.io.results import summary_records, write_results
 from ketasim.result import SUMMARY_COLUMNS, RunResult
 
@@ -254,14 +253,3 @@ def test_report_all_zero_concentrations_skips_pk_figure() -> None:
     res.summary = res.summary[~res.summary["readout"].str.contains(".", regex=False)]
     html = render_report(res)
     assert html.count("data:image/png;base64,") == 2
-
-
-def test_fmt_time() -> None:
-    assert fmt_time(40 / 60) == "40 min"
-    assert fmt_time(230 / 60) == "230 min"
-    assert fmt_time(24) == "1 d"
-    assert fmt_time(168) == "7 d"
-    assert fmt_time(6) == "6 h"
-    assert fmt_time(0) == "0 h"
-    assert fmt_time(-0.5) == "-30 min"
-    assert fmt_time(math.nan) == "nan"

@@ -18,14 +18,14 @@ import pytest
 libsbml = pytest.importorskip("libsbml")
 
 from ketasim.engine import reference  # noqa: E402
-from ketasim.model.compile import compile_model  # noqa: E402
-from ketasim.model.sbml import (  # noqa: E402
-    SBMLExportError,
+from ketasim.errors import SBMLExportError  # noqa: E402
+from ketasim.io.sbml import (  # noqa: E402
     export_sbml,
     readout_id,
     subject_setup,
     to_l3,
 )
+from ketasim.model.compile import compile_model  # noqa: E402
 from ketasim.model.spec import ModelSpec  # noqa: E402
 from ketasim.protocol import DoseEvent, Protocol, Signal  # noqa: E402
 

@@ -191,6 +191,18 @@ def test_kaplan_meier_matches_relapse_free(study: tuple[RunResult, RunResult]) -
 # ------------------------------------------------------- CLI, files and report
 
 
+def test_table1_rules_travel_with_the_result(combined: RunResult) -> None:
+    # the report shows them from the result: io never reads analysis modules
+    rules = combined.notes["table1"]
+    assert rules.startswith("Each simulated value follows") and "Onset of action" in rules
+    from ketasim.io.report import render_report
+
+    assert "How Table 1" in render_report(combined)
+    combined_without = RunResult(combined.scenario, combined.data, combined.summary,
+                                 combined.manifest, combined.extra_tables)
+    assert "How Table 1" not in render_report(combined_without)
+
+
 def test_cli_run_without_a_file_prints_table1(monkeypatch: pytest.MonkeyPatch,
                                               study: tuple[RunResult, RunResult],
                                               tmp_path: Path) -> None:

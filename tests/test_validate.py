@@ -233,7 +233,7 @@ def test_evaluate_peak_and_crossing() -> None:
     peak = v._check({"value": {"readout": "p_mtor", "arm": "ketamine"},
                      "peak_between": ["30 min", "2 h"]}, None, 0)
     exp, sim, ok, t, _ = v.evaluate(peak, _summary())
-    assert ok and t == 1.0 and sim.startswith("peak at 60 min (180 %")
+    assert ok and t == 1.0 and sim.startswith("peak at 1 h (180 %")
     late = v._check({"value": {"readout": "p_mtor", "arm": "ketamine"},
                      "peak_between": ["12 h", "36 h"]}, None, 0)
     assert v.evaluate(late, _summary())[2] is False

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
+from ketasim._version import __version__
 from ketasim.catalog import Catalog, catalog
 from ketasim.errors import CatalogError, KetasimError, ScenarioError, SimulationError
 from ketasim.result import RunResult

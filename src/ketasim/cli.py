@@ -33,8 +33,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ketasim import __version__
+from ketasim._version import __version__
 from ketasim.errors import KetasimError, ScenarioError
+from ketasim.units import format_hours
 
 app = typer.Typer(
     name="ketasim",
@@ -373,13 +374,11 @@ class _Readout:
 
 def _wide_table(title: str, v: _Readout) -> tuple[Table, int]:
     """The table and the width it needs unfolded."""
-    from ketasim.io.report import fmt_time
-
     headers = ["time", *(v.label(a, p) for a, p in v.groups),
                *(f"{c}: diff (p)" for c in v.comps)]
     rows = []
     for t in v.times:
-        cells = [fmt_time(t)]
+        cells = [format_hours(t)]
         cells += [_cell(v.idx, arm, period, t, v.zero) for arm, period in v.groups]
         cells += [v.comparison(c, t) for c in v.comps]
         rows.append(cells)
@@ -393,8 +392,6 @@ def _wide_table(title: str, v: _Readout) -> tuple[Table, int]:
 
 
 def _long_table(title: str, v: _Readout) -> Table:
-    from ketasim.io.report import fmt_time
-
     controls = {c.split(" vs ", 1)[1] for c in v.comps}
     against = f"vs {next(iter(controls))}" if len(controls) == 1 else "vs control"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
@@ -405,7 +402,7 @@ def _long_table(title: str, v: _Readout) -> Table:
         table.add_column(f"difference {against} (p)", justify="right", no_wrap=True)
     for t in v.times:
         for k, (arm, period) in enumerate(v.groups):
-            cells = [fmt_time(t) if k == 0 else "", v.label(arm, period),
+            cells = [format_hours(t) if k == 0 else "", v.label(arm, period),
                      _cell(v.idx, arm, period, t, v.zero)]
             if v.comps:
                 comp = next((c for c in v.comps if c.split(" vs ", 1)[0] == arm), None)
@@ -431,8 +428,6 @@ def _cell(idx: Any, arm: str, period: int, t: float, zero: float = 0.0) -> str:
 def _endpoint_table(result: Any) -> Table | None:
     """Whole-period endpoints (summary rows without a time): rows = (readout, statistic),
     columns = arm and period; times in hours are shown as times."""
-    from ketasim.io.report import fmt_time
-
     s = result.summary
     if s is None or not len(s) or "time_h" not in s:
         return None
@@ -461,7 +456,7 @@ def _endpoint_table(result: Any) -> Table | None:
             v, unit = idx.loc[key, "value"], idx.loc[key, "unit"]
             if unit == "h":
                 none = "not reached" if "median" in str(statistic) else "-"
-                cells.append(fmt_time(float(v)) if v == v else none)
+                cells.append(format_hours(float(v)) if v == v else none)
             elif unit == "fraction":
                 cells.append(_fmt(v))
             else:
@@ -914,7 +909,7 @@ def export_sbml(
         if out.exists() and not overwrite:
             raise KetasimError(f"{out} exists; use --overwrite")
         sc = _load_scenario(file, confirm_large=True)
-        from ketasim.model.sbml import export_scenario
+        from ketasim.io.sbml import export_scenario
 
         which: int | str = int(cohort) if cohort.lstrip("-").isdigit() else cohort
         try:

@@ -33,3 +33,7 @@ class CatalogError(KetasimError):
 
 class SimulationError(KetasimError):
     """A failure of the whole simulation (single-subject failures are statuses)."""
+
+
+class SBMLExportError(KetasimError):
+    """The model or protocol uses something the SBML exporter cannot write as SBML."""

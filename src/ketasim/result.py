@@ -35,6 +35,9 @@ class RunResult:
     summary: pd.DataFrame
     manifest: dict[str, Any] = field(default_factory=dict)
     extra_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # text that goes with an extra table of the same name (how its values are read off),
+    # written by the analysis that made the table; the report shows it beside the table
+    notes: dict[str, str] = field(default_factory=dict)
 
     def tidy(self) -> pd.DataFrame:
         """Every subject's trajectory, long format: subject, arm, period, readout, time_h,

@@ -51,6 +51,7 @@ from ketasim import units
 from ketasim.catalog import ROUTES, SPECIES, catalog
 from ketasim.errors import CatalogError, ScenarioError
 from ketasim.readouts import FIXED, lookup
+from ketasim.units import format_hours
 
 __all__ = [
     "Arm",
@@ -237,13 +238,6 @@ Percent = Annotated[float, BeforeValidator(_percent)]
 def _h(text: str) -> float:
     """Hours of an already validated time string."""
     return units.hours(text)
-
-
-def _fmt_h(hours: float) -> str:
-    """Hours for a message: "40 min", "6 h", "3 d"."""
-    if abs(hours) >= 48:
-        return f"{hours / 24:.4g} d"
-    return f"{hours:.4g} h" if abs(hours) >= 1 or hours == 0 else f"{hours * 60:.4g} min"
 
 
 # ------------------------------------------------------------------------------ models
@@ -529,7 +523,7 @@ class Dose(_Model):
         for k, text in enumerate(self.at or []):
             if _h(text) == hours:
                 return {"value": text, "path": (*prefix, "at", k)}
-        return {"value": _fmt_h(hours), "path": (*prefix, "every")}
+        return {"value": format_hours(hours), "path": (*prefix, "every")}
 
 
 def _dose_units(text: str) -> bool:
@@ -581,7 +575,8 @@ class Arm(_Model):
             if drug in running and start < running[drug][1]:
                 s0, e0, j0 = running[drug]
                 raise _Bad(f"starts during the {drug} infusion of doses[{j0}] "
-                           f"({_fmt_h(s0)} to {_fmt_h(e0)}); one infusion of a drug at a time",
+                           f"({format_hours(s0)} to {format_hours(e0)}); one infusion of a "
+                           "drug at a time",
                            **self.doses[j].where(start, ("doses", j)))
             if drug not in running or end > running[drug][1]:
                 running[drug] = (start, end, j)
@@ -837,13 +832,14 @@ def _check_timing(s: Scenario) -> None:
     source = "design.period_length" if s.design.type == "crossover" else "design.follow_up"
     for k, t in enumerate(s.outputs.times):
         if _h(t) > end + 1e-9:
-            raise _Bad(f"is after the end of follow-up ({_fmt_h(end)}, {source})",
+            raise _Bad(f"is after the end of follow-up ({format_hours(end)}, {source})",
                        value=t, path=("outputs", "times", k))
     for i, a in enumerate(s.arms):
         for j, d in enumerate(a.doses):
             late = [t for t in d.times_h() if t > end + 1e-9]
             if late:
-                raise _Bad(f"starts after the end of follow-up ({_fmt_h(end)}, {source})",
+                raise _Bad(f"starts after the end of follow-up ({format_hours(end)}, "
+                           f"{source})",
                            **d.where(late[0], ("arms", i, "doses", j)))
     if s.design.type == "crossover":
         _check_washout(s)
@@ -856,7 +852,7 @@ def _check_washout(s: Scenario) -> None:
     for a in s.arms:
         span = a.last_end_h() - a.first_h()
         if d.washout_h <= span:
-            raise _Bad(f'is not longer than the dosing of arm "{a.name}" ({_fmt_h(span)}); '
+            raise _Bad(f'is not longer than the dosing of arm "{a.name}" ({format_hours(span)}); '
                        "the washout must outlast every infusion", value=d.washout,
                        path=("design", "washout"))
 

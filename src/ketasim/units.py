@@ -101,3 +101,34 @@ def convert(value: float, unit: str, to: str) -> float:
         raise ValueError(f"cannot convert {unit} to {to}") from exc
     except Exception as exc:
         raise ValueError(f"unknown unit {unit!r} or {to!r}") from exc
+
+
+DAYS_FROM_H = 72.0  # from three days on, times read better in days
+
+
+def format_hours(hours: float) -> str:
+    """A time in hours written the way a protocol writes it; the one rule for every table,
+    caption and message of the package:
+
+    - not finite: ``"nan"``, ``"inf"``, ``"-inf"`` (a caller that means "never" says so);
+    - zero: ``"0 h"``;
+    - under 4 h and not a whole number of hours: minutes (``"40 min"``, ``"230 min"``,
+      ``"-30 min"``);
+    - a whole number of days, or from :data:`DAYS_FROM_H` (3 days) on: days (``"1 d"``,
+      ``"7 d"``, ``"27.3 d"``);
+    - otherwise hours (``"6 h"``, ``"36 h"``, ``"4.5 h"``).
+
+    Minutes, hours and days keep four significant digits.
+    """
+    h = float(hours)
+    if not math.isfinite(h):
+        return str(h)
+    if h == 0:
+        return "0 h"
+    a = abs(h)
+    if a < 4 and abs(h - round(h)) > 1e-9:
+        return f"{h * 60:.4g} min"
+    days = h / 24.0
+    if a >= DAYS_FROM_H or (a >= 24 and abs(days - round(days)) < 1e-9):
+        return f"{days:.4g} d"
+    return f"{h:.4g} h"

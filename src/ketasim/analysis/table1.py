@@ -53,6 +53,7 @@ from ketasim.experiments.endpoints import (
     wilson,
 )
 from ketasim.result import RunResult
+from ketasim.units import format_hours
 
 COLUMNS = ["Study parameter", "Finding (published)", "Simulated"]
 PUBLISHED = {
@@ -107,6 +108,7 @@ def run_default(progress: Any = None, single: Any = None, course: Any = None,
     first = simulate(single, progress=bar)
     second = simulate(course, progress=bar)
     first.extra_tables["table1"] = table1(first, second)
+    first.notes["table1"] = rules()
     first.extra_tables["course_summary"] = second.summary
     km = kaplan_meier_of(second)
     if len(km):
@@ -116,6 +118,13 @@ def run_default(progress: Any = None, single: Any = None, course: Any = None,
     first.manifest["wall_time_s"] = round(float(first.manifest.get("wall_time_s", 0.0))
                                           + float(manifest.get("wall_time_s", 0.0)), 3)
     return first
+
+
+def rules() -> str:
+    """The rules behind each simulated value of Table 1, as text (from this module's
+    docstring): carried with the result (``RunResult.notes["table1"]``) for the report."""
+    doc = (__doc__ or "").split("Each simulated value follows", 1)
+    return "Each simulated value follows" + (doc[1] if len(doc) > 1 else "").rstrip()
 
 
 def kaplan_meier_of(result: RunResult) -> pd.DataFrame:
@@ -133,12 +142,6 @@ def _rows(summary: pd.DataFrame, arm: str, readout: str, stat: str,
                 & (summary["statistic"] == stat) & (summary["period"] == period)
                 & summary["time_h"].notna()]
     return s.set_index("time_h")["value"].sort_index()
-
-
-def _fmt_t(hours: float) -> str:
-    from ketasim.io.report import fmt_time
-
-    return fmt_time(hours) if np.isfinite(hours) else "-"
 
 
 def _fmt_p(p: float) -> str:
@@ -227,7 +230,7 @@ def table1(single: RunResult, course: RunResult | None) -> pd.DataFrame:
     if len(pk) and dose.duration:
         end = dose.times_h()[0] + dose.duration_h
         t = float(pk.index[int(np.argmin(np.abs(pk.index.to_numpy(float) - end)))])
-        text += f" (plasma ketamine {pk.loc[t]:.0f} ng/mL at {_fmt_t(t)})"
+        text += f" (plasma ketamine {pk.loc[t]:.0f} ng/mL at {format_hours(t)})"
     sim["Dosage"] = text
     opd = onset_peak_duration(single)
     if comp is not None:
@@ -236,20 +239,20 @@ def table1(single: RunResult, course: RunResult | None) -> pd.DataFrame:
         p = _rows(single.summary, label, readout, "p_value")
         if np.isfinite(opd["onset_h"]):
             t = opd["onset_h"]
-            sim["Onset of Action"] = (f"{_fmt_t(t)} from the start of the infusion "
+            sim["Onset of Action"] = (f"{format_hours(t)} from the start of the infusion "
                                       f"({diff.loc[t]:+.1f} points vs saline, "
                                       f"{_fmt_p(float(p.loc[t]))})")
         else:
             sim["Onset of Action"] = "no rating up to 24 h separates by the rule"
         if np.isfinite(opd["peak_h"]):
-            sim["Peak Effect"] = (f"{_fmt_t(opd['peak_h'])} ({opd['peak_difference']:+.1f} "
+            sim["Peak Effect"] = (f"{format_hours(opd['peak_h'])} ({opd['peak_difference']:+.1f} "
                                   "MADRS points vs saline)")
         if np.isfinite(opd["duration_h"]):
             after = opd["after_duration_h"]
-            tail = (f"; gone by {_fmt_t(after)}" if np.isfinite(after)
+            tail = (f"; gone by {format_hours(after)}" if np.isfinite(after)
                     else "; present at the last rating")
             sim["Duration of Effect (Single Infusion)"] = (
-                f"through {_fmt_t(opd['duration_h'])} (d <= {DURATION_D}, p < {ALPHA}{tail})")
+                f"through {format_hours(opd['duration_h'])} (d <= {DURATION_D}, p < {ALPHA}{tail})")
         else:
             sim["Duration of Effect (Single Infusion)"] = "no separation by the rule"
     frac, n, other = _single_response(single, active, 24.0)
@@ -283,7 +286,8 @@ def _course_rows(course: RunResult) -> dict[str, str]:
                 lo, hi = wilson(float(v.sum()), v.size)
                 count = sum(len(d.times_h()) for d in sc.arms[0].doses)
                 out["Response Rate (Repeated Infusions)"] = (
-                    f"{_pct(float(v.mean()))} at {_fmt_t(times[k])}, {_fmt_t(times[k] - last)} "
+                    f"{_pct(float(v.mean()))} at {format_hours(times[k])}, "
+                    f"{format_hours(times[k] - last)} "
                     f"after the last of {count} (95% CI {_pct(lo)}-{_pct(hi)}, n={v.size})")
     dur, seen = relapse_events(sc, data, arm, 0)
     if dur.size:

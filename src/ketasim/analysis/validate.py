@@ -67,6 +67,7 @@ from scipy.integrate import trapezoid
 from ketasim import units
 from ketasim.errors import KetasimError
 from ketasim.readouts import FIXED
+from ketasim.units import format_hours
 
 COLUMNS = ["case", "claim", "source", "check", "expected", "simulated", "passed"]
 CASE_KEYS = {"id", "claim", "source", "notes", "scenario", "scenario_file", "scenario_case",
@@ -519,7 +520,7 @@ def _value(summary: pd.DataFrame, spec: ValueSpec) -> tuple[float, str]:
     t = spec.time_h
     hit = np.flatnonzero(np.abs(s.times_h - t) <= TIME_TOL_H * max(1.0, abs(t or 0.0)))
     if hit.size == 0:
-        shown = ", ".join(_fmt_time(x) for x in s.times_h)
+        shown = ", ".join(format_hours(x) for x in s.times_h)
         raise KetasimError(f"{spec.readout} has no output at {spec.time}; times: {shown}")
     return float(s.values[hit[0]]), s.unit
 
@@ -534,7 +535,7 @@ def _window_mean(s: _Series, spec: ValueSpec) -> float:
     ends = [np.any(np.abs(s.times_h - x) <= tol) for x in (a, b)]
     inside = (s.times_h >= a - tol) & (s.times_h <= b + tol)
     if not all(ends) or inside.sum() < 2 or b <= a:
-        shown = ", ".join(_fmt_time(x) for x in s.times_h)
+        shown = ", ".join(format_hours(x) for x in s.times_h)
         raise KetasimError(f"{spec.readout}: mean_over {spec.mean_over[0]}-{spec.mean_over[1]} "
                            f"needs output times at both ends; times: {shown}")
     t, v = s.times_h[inside], s.values[inside]
@@ -607,16 +608,6 @@ class _Display:
         return f"{name}<= {self.num(hi)}{unit}"
 
 
-def _fmt_time(h: float) -> str:
-    if not np.isfinite(h):
-        return "never"
-    if h >= 48:
-        return f"{_fmt_num(h / 24)} d"
-    if h >= 2 or h == 0:
-        return f"{_fmt_num(h)} h"
-    return f"{_fmt_num(h * 60)} min"
-
-
 def _within(x: float, lo: float | None, hi: float | None) -> bool:
     if not np.isfinite(x):
         return False
@@ -636,7 +627,8 @@ def evaluate(check: Check, summary: pd.DataFrame) -> tuple[str, str, bool, float
         a, b = check.peak_between  # type: ignore[misc]
         lo, hi = units.hours(a), units.hours(b)
         word = "peak" if check.peak == "max" else "lowest point"
-        sim = f"{word} at {_fmt_time(t)} ({_Display.of(spec, s.unit).value(float(s.values[k]))})"
+        shown = _Display.of(spec, s.unit).value(float(s.values[k]))
+        sim = f"{word} at {format_hours(t)} ({shown})"
         return f"{word} at {a}-{b}", sim, lo - 1e-9 <= t <= hi + 1e-9, t, "h"
     if kind == "crossing":
         s = _series(summary, spec)
@@ -646,8 +638,8 @@ def evaluate(check: Check, summary: pd.DataFrame) -> tuple[str, str, bool, float
         lo, hi = units.hours(a), units.hours(b)
         word = "falls to" if check.direction == "down" else "rises to"
         exp = f"{word} {_Display.of(spec, s.unit).value(thr)} at {a}-{b}"
-        sim = f"at {_fmt_time(t)}" if np.isfinite(t) else \
-            f"not by {_fmt_time(float(s.times_h[-1]))}"
+        sim = f"at {format_hours(t)}" if np.isfinite(t) else \
+            f"not by {format_hours(float(s.times_h[-1]))}"
         return exp, sim, bool(np.isfinite(t) and lo - 1e-9 <= t <= hi + 1e-9), t, "h"
     x, unit = _value(summary, spec)
     disp = _Display.of(spec, unit)

@@ -1,12 +1,15 @@
 """Integration engines: ``reference`` (SciPy LSODA per subject, the accuracy oracle),
 ``batched`` (SciPy BDF on the stacked cohort) and ``fast`` (numba Rosenbrock per subject,
 parallel; needs numba); ``auto`` is :func:`default_engine`. All share
-``simulate(model, P, y0, protocol, t_out, t0, ...)``."""
+``simulate(model, P, y0, protocol, t_out, t0, ...)`` (:class:`ketasim.engine.base.Engine`)
+and return :class:`ketasim.engine.base.Trajectories`."""
 
 from __future__ import annotations
 
 import importlib
-from types import ModuleType
+from typing import cast
+
+from ketasim.engine.base import Engine
 
 ENGINES = ("auto", "reference", "batched", "fast")
 
@@ -36,10 +39,11 @@ def default_engine(n_subjects: int | None = None) -> str:
     return "fast"
 
 
-def get(name: str) -> ModuleType:
-    """The engine module called ``name`` (imported on first use)."""
+def get(name: str) -> Engine:
+    """The engine module called ``name`` (imported on first use); see
+    :class:`ketasim.engine.base.Engine` for its interface."""
     if name not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {name!r}")
     if name == "auto":
         name = default_engine()
-    return importlib.import_module(f"ketasim.engine.{name}")
+    return cast(Engine, importlib.import_module(f"ketasim.engine.{name}"))

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from scipy.integrate import solve_ivp
 
 from ketasim.engine import reference
-from ketasim.engine.reference import DIVERGED, Trajectories
+from ketasim.engine.base import DIVERGED, OK, Trajectories
 from ketasim.model.compile import CompiledModel
 from ketasim.model.spec import ModelSpec, symbols
 from ketasim.protocol import Protocol
@@ -100,5 +100,5 @@ def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Prot
         y = ys[:, :, -1].T
     if callable(progress):
         progress(n_sub)
-    status = np.full(n_sub, reference.OK, dtype=object)
+    status = np.full(n_sub, OK, dtype=object)
     return Trajectories(t_out, out, status, np.full(n_sub, "", dtype=object))

@@ -84,7 +84,7 @@ from typing import Any
 
 import numpy as np
 
-from ketasim.engine.reference import DIVERGED, FAILED, OK, Trajectories
+from ketasim.engine.base import DIVERGED, FAILED, OK, Trajectories
 from ketasim.model.compile import CompiledModel, expand
 from ketasim.model.spec import ModelSpec, symbols
 from ketasim.protocol import Protocol

@@ -9,17 +9,14 @@ never silent NaNs: the status array travels with the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from ketasim.engine.base import DIVERGED, FAILED, OK, Trajectories
 from ketasim.model.compile import CompiledModel
 from ketasim.protocol import Protocol
-
-OK, FAILED = "ok", "failed"
-DIVERGED = 1e12  # a state beyond this magnitude is a failed integration, not a result
 
 
 def _diverged(t: float, y: np.ndarray, *args: object) -> float:
@@ -27,16 +24,6 @@ def _diverged(t: float, y: np.ndarray, *args: object) -> float:
 
 
 _diverged.terminal = True  # type: ignore[attr-defined]
-
-
-@dataclass
-class Trajectories:
-    """States at the output times: ``y`` shape (n_subjects, n_states, n_times)."""
-
-    t: np.ndarray
-    y: np.ndarray
-    status: np.ndarray  # (n_subjects,) of str
-    message: np.ndarray  # (n_subjects,) of str
 
 
 def _segments(protocol: Protocol, t0: float, t1: float) -> list[tuple[float, float]]:

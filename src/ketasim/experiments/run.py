@@ -18,10 +18,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ketasim import __version__, units
+from ketasim import units
+from ketasim._version import __version__
 from ketasim.catalog import catalog
-from ketasim.engine import default_engine, reference
+from ketasim.engine import default_engine
 from ketasim.engine import get as get_engine
+from ketasim.engine.base import OK, Trajectories
 from ketasim.errors import ScenarioError
 from ketasim.experiments import lab, measures
 from ketasim.experiments.endpoints import summarise
@@ -90,18 +92,31 @@ def cohorts(sc: Any) -> list[Cohort]:
             for k, arm in enumerate(sc.arms)]
 
 
-def _compounds_and_routes(sc: Any, arms: list[Any]) -> tuple[tuple[str, ...],
-                                                              tuple[tuple[str, str], ...]]:
+def cohort_model(sc: Any, cohort: Cohort) -> CompiledModel:
+    """The compiled model for a cohort: the scenario's species with every compound (and
+    metabolite) its arms give, by the routes they use."""
     cat = catalog()
     comps: list[str] = []
     routes: set[tuple[str, str]] = set()
-    for arm in arms:
+    for arm in cohort.arms:
         for d in arm.doses:
             for c in cat.composition(d.drug):
                 if c not in comps:
                     comps.append(c)
                 routes.add((c, d.route))
-    return tuple(comps), tuple(sorted(routes))
+    return build_model(sc.species, tuple(comps), tuple(sorted(routes)))
+
+
+def model_overrides(sc: Any, model: CompiledModel) -> dict[str, Any]:
+    """The scenario's ``[model] parameters`` and hypotheses, as parameter overrides; a
+    parameter name the model does not have is a ScenarioError (one line, exit 2)."""
+    overrides = dict(getattr(sc.model, "parameters", {}) or {})
+    for name in overrides:
+        if name not in model.spec.parameters:
+            raise ScenarioError(f"model.parameters.{name}", name,
+                                "is not a parameter of this model; see docs/model.md")
+    overrides.update(dict(getattr(sc.model, "hypotheses", {}) or {}))
+    return overrides
 
 
 def _amount_nmol(dose: Any, cid: str, frac: float, weight: np.ndarray) -> np.ndarray:
@@ -139,7 +154,7 @@ def build_protocol(sc: Any, cohort: Cohort, weight: np.ndarray, stress: np.ndarr
     return prot
 
 
-def _period_times(sc: Any, cohort: Cohort) -> tuple[np.ndarray, list[float]]:
+def period_times(sc: Any, cohort: Cohort) -> tuple[np.ndarray, list[float]]:
     """All output times on the cohort timeline, and each period's baseline time."""
     outs, baselines = [], []
     for arm, offset in zip(cohort.arms, cohort.offsets, strict=True):
@@ -150,29 +165,47 @@ def _period_times(sc: Any, cohort: Cohort) -> tuple[np.ndarray, list[float]]:
     return np.unique(np.concatenate(outs)), baselines
 
 
-def simulate_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
-                    progress: Progress | None = None) -> dict[str, Any]:
-    """Integrate one cohort; return readout arrays (subject, period, time) and statuses."""
-    comps, routes = _compounds_and_routes(sc, cohort.arms)
-    model = build_model(sc.species, comps, routes)
+@dataclass
+class PreparedCohort:
+    """Everything an engine needs to integrate one cohort, as :func:`run` builds it."""
+
+    cohort: Cohort
+    model: CompiledModel
+    P: np.ndarray  # (n_params, n_subjects): base + derived parameters
+    protocol: Protocol  # dose events and input signals on the cohort timeline
+    t_out: np.ndarray  # output times on the cohort timeline (h), baselines included
+    baselines: list[float]  # each period's baseline time (h)
+    t_start: float  # end of the drug-free burn-in: where the integration starts (h)
+    y0: np.ndarray  # (n_states, n_subjects): state at t_start
+
+
+def prepare_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame | None = None
+                   ) -> PreparedCohort:
+    """Model, parameters (with the scenario's overrides, checked by name), protocol, output
+    times and burn-in state of a cohort; ``subjects`` (drawn when None) are its covariates.
+    The one preparation used by :func:`run` and by the SBML exporter."""
+    model = cohort_model(sc, cohort)
     spec = population_spec(sc)
-    overrides = dict(getattr(sc.model, "parameters", {}) or {})
-    for name in overrides:
-        if name not in model.spec.parameters:
-            raise ScenarioError(f"model.parameters.{name}", name,
-                                "is not a parameter of this model; see docs/model.md")
-    overrides.update(dict(sc.model.hypotheses))
-    P = parameter_matrix(model, subjects, spec, sc.seed, overrides)
+    if subjects is None:
+        subjects = draw_subjects(spec, sc.seed, cohort.subjects)
+    P = parameter_matrix(model, subjects, spec, sc.seed, model_overrides(sc, model))
     weight = subjects["weight"].to_numpy(float)
     stress = subjects["severity"].to_numpy(float)
     prot = build_protocol(sc, cohort, weight, stress)
-    t_out, baselines = _period_times(sc, cohort)
+    t_out, baselines = period_times(sc, cohort)
     t_start = min(prot.first_time(), *baselines) - 1.0
-    y0 = _burn_in(sc, model, P, prot, t_start)
+    y0 = burn_in(sc, model, P, prot, t_start)
+    return PreparedCohort(cohort, model, P, prot, t_out, baselines, t_start, y0)
+
+
+def simulate_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
+                    progress: Progress | None = None) -> dict[str, Any]:
+    """Integrate one cohort; return readout arrays (subject, period, time) and statuses."""
+    c = prepare_cohort(sc, cohort, subjects)
     engine = get_engine(engine_name(sc))
-    traj = engine.simulate(model, P, y0, prot, t_out, t_start, rtol=sc.engine.rtol,
-                           atol=sc.engine.atol, progress=progress)
-    return _readouts(sc, model, P, prot, traj, t_out, cohort, baselines)
+    traj = engine.simulate(c.model, c.P, c.y0, c.protocol, c.t_out, c.t_start,
+                           rtol=sc.engine.rtol, atol=sc.engine.atol, progress=progress)
+    return _readouts(sc, c.model, c.P, c.protocol, traj, c.t_out, cohort, c.baselines)
 
 
 def engine_name(sc: Any) -> str:
@@ -183,8 +216,10 @@ def engine_name(sc: Any) -> str:
     return default_engine(int(sc.population.size)) if method == "auto" else method
 
 
-def _burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
-             t_start: float) -> np.ndarray:
+def burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
+            t_start: float) -> np.ndarray:
+    """State at ``t_start`` after :data:`BURN_IN_H` drug-free hours in the scenario's
+    condition (stress input), shape (n_states, n_subjects)."""
     inp = prot.inputs_at(-np.inf, model.input_names)
     y0 = model.initial(P, inp)
     if not np.any(inp):  # healthy drug-free steady state is exact by construction
@@ -194,13 +229,13 @@ def _burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
     tr = engine.simulate(model, P, y0, rest, np.array([t_start]), t_start - BURN_IN_H,
                          rtol=sc.engine.rtol, atol=sc.engine.atol)
     out = tr.y[:, :, -1].T.copy()
-    failed = tr.status != reference.OK
+    failed = tr.status != OK
     out[:, failed] = y0[:, failed]  # the main run will fail and flag these subjects
     return out
 
 
 def _readouts(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
-              traj: reference.Trajectories, t_out: np.ndarray, cohort: Cohort,
+              traj: Trajectories, t_out: np.ndarray, cohort: Cohort,
               baselines: list[float]) -> dict[str, Any]:
     n_sub = P.shape[1]
     names = [r for r in model.readout_names]

@@ -8,9 +8,7 @@ result (``table1``, ``scorecard``, ...).
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import json
 import math
 import warnings
@@ -21,14 +19,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ketasim.io.figures import (
+    arm_colors,
+    esc,
+    figure_html,
+    html_table,
+    new_figure,
+    number,
+    time_axis,
+)
 from ketasim.readouts import FIXED
 from ketasim.result import RunResult
+from ketasim.units import format_hours
 
-__all__ = ["fmt_time", "render_report"]
+__all__ = ["render_report"]
 
 CONTINUOUS_STATS = ["mean", "sd", "median", "p05", "p95"]
 BETWEEN_STATS = ["difference", "cohens_d", "p_value"]
-DAYS_AFTER_H = 72.0  # follow-up longer than this: a log-like time axis labelled in days
 _EXTRA_TITLES = {
     "table1": "Table 1: published values beside simulated ones",
     "scorecard": "Scorecard",
@@ -47,57 +54,6 @@ figcaption { font-size: 0.9em; color: #444; }
 .muted { color: #666; font-size: 0.9em; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 0.8em; }
 """
-
-
-# ------------------------------------------------------------------------- formatting
-
-
-def fmt_time(hours: float) -> str:
-    """A time in hours the way a protocol writes it: ``40 min``, ``6 h``, ``7 d``."""
-    h = float(hours)
-    if not math.isfinite(h):
-        return str(h)
-    if h == 0:
-        return "0 h"
-    minutes = h * 60.0
-    if abs(h) < 4 and abs(minutes - round(minutes)) < 1e-6 and abs(h) != round(abs(h)):
-        return f"{round(minutes):g} min"
-    if abs(h) >= 24 and abs(h / 24 - round(h / 24)) < 1e-9:
-        return f"{round(h / 24):g} d"
-    return f"{h:.4g} h"
-
-
-def _num(v: Any, digits: int = 4) -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return ""
-    if isinstance(v, bool | np.bool_):
-        return "yes" if v else "no"
-    if isinstance(v, int | np.integer):
-        return str(int(v))
-    if isinstance(v, float | np.floating):
-        return f"{float(v):.{digits}g}"
-    return str(v)
-
-
-def _pvalue(v: Any) -> str:
-    if v is None or not isinstance(v, float | np.floating) or not math.isfinite(v):
-        return ""
-    return "<0.001" if v < 0.001 else f"{float(v):.3f}"
-
-
-def _esc(v: Any) -> str:
-    return html.escape(str(v))
-
-
-def _table(df: pd.DataFrame) -> str:
-    """An HTML table of ``df`` (index dropped), cells formatted for reading."""
-    shown = df.copy()
-    for col in shown.columns:
-        if col == "p_value":
-            shown[col] = [_pvalue(v) for v in shown[col]]
-        else:
-            shown[col] = [_num(v) if not isinstance(v, str) else v for v in shown[col]]
-    return str(shown.to_html(index=False, classes="tbl", border=0, na_rep="", escape=True))
 
 
 # ------------------------------------------------------------------- scenario details
@@ -144,14 +100,14 @@ def _scenario_section(sc: dict[str, Any]) -> str:
     outputs = sc.get("outputs") or {}
     if outputs.get("times"):
         facts.append(("output times", ", ".join(str(t) for t in outputs["times"])))
-    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(_num(v))}</td></tr>"
+    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(number(v))}</td></tr>"
                    for k, v in facts if v is not None and v != "")
     out = [f'<table class="tbl">{rows}</table>']
     arms = sc.get("arms") or []
     if arms:
         arm_rows = "".join(
-            f"<tr><td>{_esc(a.get('name', ''))}</td><td>"
-            + "<br>".join(_esc(_dose_text(d)) for d in a.get("doses", []))
+            f"<tr><td>{esc(a.get('name', ''))}</td><td>"
+            + "<br>".join(esc(_dose_text(d)) for d in a.get("doses", []))
             + "</td></tr>"
             for a in arms)
         out.append('<table class="tbl"><tr><th>arm</th><th>doses</th></tr>'
@@ -173,16 +129,16 @@ def _manifest_section(manifest: dict[str, Any]) -> str:
         rows.append((key.replace("_", " "), _fact(value)))
     if not rows:
         return '<p class="muted">No manifest.</p>'
-    body = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in rows)
+    body = "".join(f"<tr><th>{esc(k)}</th><td>{esc(v)}</td></tr>" for k, v in rows)
     return f'<table class="tbl">{body}</table>'
 
 
 def _fact(value: Any) -> str:
     if isinstance(value, dict):
-        return ", ".join(f"{k}: {_num(v)}" for k, v in value.items())
+        return ", ".join(f"{k}: {number(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
-        return ", ".join(_num(v) for v in value)
-    return _num(value)
+        return ", ".join(number(v) for v in value)
+    return number(value)
 
 
 # ----------------------------------------------------------------------- the series
@@ -260,60 +216,6 @@ def _series_from_data(result: RunResult, readout: str) -> dict[tuple[str, int], 
 # --------------------------------------------------------------------------- figures
 
 
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _new_figure(n_panels: int, ncols: int = 3, w: float = 4.3, h: float = 3.1) -> tuple[Any, list]:
-    from matplotlib.figure import Figure
-
-    ncols = max(1, min(ncols, n_panels))
-    nrows = math.ceil(n_panels / ncols)
-    fig = Figure(figsize=(w * ncols, h * nrows), layout="constrained")
-    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n_panels)]
-    return fig, axes
-
-
-def _time_axis(ax: Any, tmin: float, tmax: float, repeated: bool = False) -> str:
-    """Set up the x axis; return its description for the caption.
-
-    Follow-up up to 3 days: linear, in hours. Longer: linear in days for repeated dosing
-    (so every dose has its place), else logarithmic (symmetric-log, linear below 1 h, when
-    there are times at or before the dose), labelled in min, h and d.
-    """
-    if tmax <= DAYS_AFTER_H:
-        ax.set_xlabel("time after first dose (h)" if repeated else "time after dose (h)")
-        return "time in hours"
-    if repeated:
-        span_d = (tmax - min(tmin, 0.0)) / 24.0
-        step = next((s for s in (1, 2, 7, 14, 28, 56) if span_d / s <= 10), 91)
-        first = math.floor(min(tmin, 0.0) / 24.0 / step) * step
-        days = np.arange(first, tmax / 24.0 + step, step)
-        ax.set_xticks(days * 24.0)
-        ax.set_xticklabels([f"{d:g}" for d in days], fontsize=8)
-        ax.set_xlim(min(tmin, 0.0) - 0.02 * span_d * 24, tmax + 0.02 * span_d * 24)
-        ax.set_xlabel("time after first dose (d)")
-        return "time in days"
-    if tmin > 0:
-        ax.set_xscale("log")
-        ax.set_xlim(tmin / 1.3, tmax * 1.3)
-        note = "logarithmic time axis"
-    else:
-        ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
-        ax.set_xlim(tmin - 0.1, tmax * 1.3)
-        note = "logarithmic time axis (linear below 1 h)"
-    marks = [0, 0.5, 1, 4, 24, 72, 168, 336, 672, 1344, 2688, 5376, 8760]
-    lo = tmin if tmin <= 0 else tmin / 1.3
-    ticks = [t for t in marks if lo <= t <= tmax * 1.3]
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([fmt_time(t) for t in ticks], fontsize=8)
-    ax.minorticks_off()
-    ax.set_xlabel("time after dose")
-    return note
-
-
 def _repeated(result: RunResult) -> bool:
     """True when some arm gives a drug more than once (a regimen, not a single dose)."""
     for arm in _scenario_dict(result).get("arms") or []:
@@ -332,15 +234,10 @@ def _crossover(result: RunResult) -> bool:
 
 
 def _styles(keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], dict[str, Any]]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    arms = list(dict.fromkeys(a for a, _ in keys))
-    out = {}
-    for a, p in keys:
-        out[(a, p)] = {"color": cmap(arms.index(a) % 10),
-                       "linestyle": "-" if p == 1 else ("--" if p == 2 else ":")}
-    return out
+    keys = list(keys)
+    colors = arm_colors(a for a, _ in keys)
+    return {(a, p): {"color": colors[a], "linestyle": "-" if p == 1 else ("--" if p == 2 else ":")}
+            for a, p in keys}
 
 
 def _pk_figure(result: RunResult, readouts: list[str]) -> str:
@@ -351,7 +248,7 @@ def _pk_figure(result: RunResult, readouts: list[str]) -> str:
     groups = [(p, rs) for p, rs in groups if rs]
     if not groups:
         return ""
-    fig, axes = _new_figure(len(groups), ncols=2, w=6.0, h=4.0)
+    fig, axes = new_figure(len(groups), ncols=2, w=6.0, h=4.0)
     cross = _crossover(result)
     repeated = _repeated(result)
     cmap = colormaps["tab10"]
@@ -391,19 +288,19 @@ def _pk_figure(result: RunResult, readouts: list[str]) -> str:
         ax.set_ylabel(unit)
         ax.set_ylim(bottom=0)
         if math.isfinite(tmax):
-            axis_note = _time_axis(ax, tmin, tmax, repeated)
+            axis_note = time_axis(ax, tmin, tmax, repeated)
             ax.legend(fontsize=7)
     if not drawn:
         return ""
     caption = ("Concentration-time profiles: mean per arm (lines) with the 5th-95th "
                f"percentile band; plasma in ng/mL, brain in uM; {axis_note}.")
-    return _figure_html(fig, caption)
+    return figure_html(fig, caption)
 
 
 def _panel_figure(result: RunResult, readouts: list[str], caption: str) -> str:
     if not readouts:
         return ""
-    fig, axes = _new_figure(len(readouts))
+    fig, axes = new_figure(len(readouts))
     cross = _crossover(result)
     repeated = _repeated(result)
     handles: dict[str, Any] = {}
@@ -431,16 +328,11 @@ def _panel_figure(result: RunResult, readouts: list[str], caption: str) -> str:
         if fraction:
             ax.set_ylim(-0.02, 1.02)
         if math.isfinite(tmax):
-            axis_note = _time_axis(ax, tmin, tmax, repeated)
+            axis_note = time_axis(ax, tmin, tmax, repeated)
     if handles:
         fig.legend(list(handles.values()), list(handles.keys()), loc="outside lower center",
                    ncols=min(4, len(handles)), fontsize=8)
-    return _figure_html(fig, f"{caption}; {axis_note}." if axis_note else caption + ".")
-
-
-def _figure_html(fig: Any, caption: str) -> str:
-    return (f'<figure><img alt="{_esc(caption)}" src="data:image/png;base64,{_png(fig)}">'
-            f"<figcaption>{_esc(caption)}</figcaption></figure>")
+    return figure_html(fig, f"{caption}; {axis_note}." if axis_note else caption + ".")
 
 
 # -------------------------------------------------------------------------- tables
@@ -461,9 +353,9 @@ def _summary_tables(result: RunResult) -> str:
         wide = wide.join(n)
         cols = [c for c in ["n", *CONTINUOUS_STATS, "fraction"] if c in wide.columns]
         wide = wide[cols].reset_index()
-        wide["time"] = [fmt_time(t) for t in wide.pop("time_h")]
+        wide["time"] = [format_hours(t) for t in wide.pop("time_h")]
         wide = wide[["readout", "unit", "arm", "period", "time", *cols]]
-        parts.append("<h3>Per arm</h3>" + _table(wide))
+        parts.append("<h3>Per arm</h3>" + html_table(wide))
     comp = s[between]
     if len(comp):
         wide = comp.pivot_table(index=["readout", "unit", "arm", "time_h"], columns="statistic",
@@ -472,14 +364,14 @@ def _summary_tables(result: RunResult) -> str:
         wide = wide.join(n)
         cols = [c for c in ["n", *BETWEEN_STATS] if c in wide.columns]
         wide = wide[cols].reset_index().rename(columns={"arm": "comparison"})
-        wide["time"] = [fmt_time(t) for t in wide.pop("time_h")]
+        wide["time"] = [format_hours(t) for t in wide.pop("time_h")]
         wide = wide[["readout", "unit", "comparison", "time", *cols]]
         parts.append("<h3>Between arms</h3><p class=\"muted\">difference = active - control; "
                      "Cohen's d (crossover: within-subject); p from a Welch t-test (parallel) "
                      "or the period-adjusted crossover analysis; Fisher's exact test "
                      "(parallel) or McNemar's (crossover) for response and remission; "
                      "ci_low/ci_high: 95 % CI of the difference; nnt = 1 / difference."
-                     "</p>" + _table(wide))
+                     "</p>" + html_table(wide))
     return "\n".join(parts)
 
 
@@ -492,7 +384,7 @@ def _extra_tables(result: RunResult) -> str:
         if name in _HIDDEN_EXTRA:
             continue
         title = _EXTRA_TITLES.get(name, str(name).replace("_", " "))
-        parts.append(f"<h2>{_esc(title)}</h2>" + _table(pd.DataFrame(table)))
+        parts.append(f"<h2>{esc(title)}</h2>" + html_table(pd.DataFrame(table)))
     return "\n".join(parts)
 
 
@@ -536,12 +428,12 @@ def render_report(result: RunResult) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ketasim: {_esc(name)}</title>
+<title>ketasim: {esc(name)}</title>
 <style>{_CSS}</style>
 </head>
 <body>
-<h1>{_esc(name)}</h1>
-<p>ketasim {_esc(version)} simulation report, {when}</p>
+<h1>{esc(name)}</h1>
+<p>ketasim {esc(version)} simulation report, {when}</p>
 <h2>Scenario</h2>
 {_scenario_section(sc)}
 <h2>Run</h2>

@@ -6,19 +6,20 @@ Western blot, spine counts, metabolomics) a panel per output time with a bar per
 vehicle arm (* p < 0.05, ** p < 0.01, *** p < 0.001; Tukey HSD after a one-way ANOVA, or a
 Welch t-test with two arms, from ``lab_tests``); for in vivo time series (microdialysis,
 MRS) a time course of mean +- SEM per arm with the marks above the points. matplotlib is
-imported lazily and drawn on the Agg canvas (``ketasim.io.report`` helpers), so the
-caller's pyplot backend is never touched.
+imported lazily and drawn on the Agg canvas (``ketasim.io.figures``), so the caller's
+pyplot backend is never touched.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ketasim.io.figures import arm_colors, figure_html, new_figure
 from ketasim.result import RunResult
+from ketasim.units import format_hours
 
 MAX_DOTS = 60  # per bar; larger groups show a fixed random subset of animals
 
@@ -69,13 +70,6 @@ def _name(control: str | None) -> str:
     return f"the {html.escape(control)} arm" if control else "no vehicle arm (no marks)"
 
 
-def _colors(arms: list[str]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {a: cmap(i % 10) for i, a in enumerate(arms)}
-
-
 def _animals(result: RunResult, readout: str, period_idx: int, k: int,
              arm: str) -> np.ndarray:
     data = result.data
@@ -104,15 +98,14 @@ def _caption(result: RunResult, readout: str, unit: str, sub: pd.DataFrame) -> s
 def _bars(result: RunResult, readout: str, sub: pd.DataFrame, tests: pd.DataFrame,
           arms: list[str], control: str | None) -> str:
     from ketasim.experiments import lab
-    from ketasim.io.report import _figure_html, _new_figure, fmt_time
 
     periods = list(dict.fromkeys(sub["period"]))
     times = sorted(set(sub["time_h"]))
     panels = [(p, t) for p in periods for t in times]
     present = [a for a in arms if a in set(sub["arm"])]
-    fig, axes = _new_figure(len(panels), ncols=min(4, len(panels)),
+    fig, axes = new_figure(len(panels), ncols=min(4, len(panels)),
                             w=max(2.2, 0.75 * len(present) + 1.0), h=3.4)
-    colors = _colors(arms)
+    colors = arm_colors(arms)
     unit = str(sub["unit"].iloc[0])
     t_index = {float(t): k for k, t in enumerate(result.data["time"].values)}
     p_index = {int(p): i for i, p in enumerate(result.data["period"].values)}
@@ -140,24 +133,23 @@ def _bars(result: RunResult, readout: str, sub: pd.DataFrame, tests: pd.DataFram
                 ax.text(i, hi, star, ha="center", va="bottom", fontsize=11)
         ax.set_xticks(x)
         ax.set_xticklabels(present, rotation=35, ha="right", fontsize=7)
-        label = fmt_time(t) + (f", period {period}" if len(periods) > 1 else "")
+        label = format_hours(t) + (f", period {period}" if len(periods) > 1 else "")
         ax.set_title(f"{readout}, {label}", fontsize=9)
         ax.set_ylabel(unit, fontsize=8)
         if top > 0:
             ax.set_ylim(top=top * 1.15)
         if unit == lab.PCT_VEHICLE:
             ax.axhline(100.0, color="grey", linewidth=0.6, linestyle=":")
-    return _figure_html(fig, _caption(result, readout, unit, sub))
+    return figure_html(fig, _caption(result, readout, unit, sub))
 
 
 def _time_course(result: RunResult, readout: str, sub: pd.DataFrame, tests: pd.DataFrame,
                  arms: list[str], control: str | None) -> str:
     from ketasim.experiments import lab
-    from ketasim.io.report import _figure_html, _new_figure
 
     periods = list(dict.fromkeys(sub["period"]))
-    fig, axes = _new_figure(len(periods), ncols=min(2, len(periods)), w=6.5, h=4.0)
-    colors = _colors(arms)
+    fig, axes = new_figure(len(periods), ncols=min(2, len(periods)), w=6.5, h=4.0)
+    colors = arm_colors(arms)
     unit = str(sub["unit"].iloc[0])
     for ax, period in zip(axes, periods, strict=True):
         rows = sub[sub["period"] == period]
@@ -184,4 +176,4 @@ def _time_course(result: RunResult, readout: str, sub: pd.DataFrame, tests: pd.D
         ax.set_title(readout + (f", period {period}" if len(periods) > 1 else ""), fontsize=10)
         ax.axhline(100.0 if "%" in unit else 0.0, color="grey", linewidth=0.6, linestyle=":")
         ax.legend(fontsize=7)
-    return _figure_html(fig, _caption(result, readout, unit, sub))
+    return figure_html(fig, _caption(result, readout, unit, sub))

@@ -15,21 +15,18 @@ six-infusion course beside the crossover and the rules behind Table 1.
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ketasim.io.figures import arm_colors, esc, figure_html, html_table, new_figure, time_axis
 from ketasim.result import RunResult
+from ketasim.units import format_hours
 
 BAR_TIMES_H = (4.0, 24.0, 72.0, 168.0)
 SCALES = ("madrs", "madrs.change", "hamd17", "hamd17.change")
-
-
-def _esc(v: Any) -> str:
-    return html.escape(str(v))
 
 
 def render(result: RunResult) -> str:
@@ -49,35 +46,17 @@ def render(result: RunResult) -> str:
                  "and remission (Kaplan-Meier medians) from the period's time zero; time to "
                  "relapse from the start of the last dose; safety peaks over the rating "
                  "times.</p>" + endpoints)
-    if "table1" in (result.extra_tables or {}):
-        from ketasim.analysis import table1
-
-        doc = (table1.__doc__ or "").split("Each simulated value follows", 1)
-        rules = doc[1] if len(doc) > 1 else ""
+    rules = (result.notes or {}).get("table1")
+    if "table1" in (result.extra_tables or {}) and rules:  # written by analysis.table1
         body += ("\n<h3>How Table 1's simulated values are read off</h3><pre>"
-                 + _esc("Each simulated value follows" + rules.rstrip()) + "</pre>")
+                 + esc(rules) + "</pre>")
     if not body:
         return ""
     return "<h2>Virtual trial</h2>\n" + body
 
 
 def _new(n: int, ncols: int = 2, w: float = 5.5, h: float = 3.6) -> tuple[Any, list[Any]]:
-    from ketasim.io.report import _new_figure
-
-    return _new_figure(n, ncols=ncols, w=w, h=h)
-
-
-def _html(fig: Any, caption: str) -> str:
-    from ketasim.io.report import _figure_html
-
-    return _figure_html(fig, caption)
-
-
-def _colors(keys: list[Any]) -> dict[Any, Any]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10"]
-    return {k: cmap(i % 10) for i, k in enumerate(keys)}
+    return new_figure(n, ncols=ncols, w=w, h=h)
 
 
 def _ok(result: RunResult) -> np.ndarray:
@@ -85,8 +64,6 @@ def _ok(result: RunResult) -> np.ndarray:
 
 
 def _trajectories(result: RunResult) -> str:
-    from ketasim.io.report import _time_axis
-
     data = result.data
     scales = [s for s in SCALES if s in data]
     if not scales:
@@ -97,7 +74,7 @@ def _trajectories(result: RunResult) -> str:
     arm_of = data["arm"].values[ok]
     periods = list(np.asarray(data["period"].values))
     arms = list(dict.fromkeys(str(a) for a in arm_of.ravel()))
-    col = _colors(arms)
+    col = arm_colors(arms)
     note = ""
     for ax, r in zip(axes, scales, strict=True):
         v = np.asarray(data[r].values[ok], float)
@@ -121,10 +98,11 @@ def _trajectories(result: RunResult) -> str:
                 ax.plot(times, hi, ":", color=col[arm], linewidth=0.8)
         ax.set_title(r, fontsize=10)
         ax.set_ylabel("points", fontsize=8)
-        note = _time_axis(ax, float(times.min()), float(times.max()))
+        note = time_axis(ax, float(times.min()), float(times.max()))
         ax.legend(fontsize=7)
-    return _html(fig, "Rating-scale trajectories: mean per arm and period (lines), +/- 1 SD "
-                 f"(band) and the 5th-95th percentiles (dotted); {note}.")
+    return figure_html(
+        fig, "Rating-scale trajectories: mean per arm and period (lines), +/- 1 SD "
+        f"(band) and the 5th-95th percentiles (dotted); {note}.")
 
 
 def _bar_times(times: np.ndarray) -> list[int]:
@@ -135,7 +113,6 @@ def _bar_times(times: np.ndarray) -> list[int]:
 
 def _response_bars(result: RunResult) -> str:
     from ketasim.experiments.endpoints import wilson
-    from ketasim.io.report import fmt_time
 
     data = result.data
     what = [r for r in ("response", "remission") if r in data]
@@ -146,7 +123,7 @@ def _response_bars(result: RunResult) -> str:
     ks = _bar_times(times)
     arm_of = data["arm"].values[ok]
     arms = list(dict.fromkeys(str(a) for a in arm_of.ravel()))
-    col = _colors(arms)
+    col = arm_colors(arms)
     fig, axes = _new(len(what))
     width = 0.8 / max(1, len(arms))
     for ax, r in zip(axes, what, strict=True):
@@ -164,13 +141,14 @@ def _response_bars(result: RunResult) -> str:
             pos = np.arange(len(ks)) + (j - (len(arms) - 1) / 2) * width
             ax.bar(pos, fr, width, color=col[arm], label=arm, yerr=[lo, hi], capsize=2)
         ax.set_xticks(np.arange(len(ks)))
-        ax.set_xticklabels([fmt_time(times[k]) for k in ks], fontsize=8)
+        ax.set_xticklabels([format_hours(times[k]) for k in ks], fontsize=8)
         ax.set_ylim(0, 1.05)
         ax.set_ylabel("fraction of subjects", fontsize=8)
         ax.set_title(r, fontsize=10)
         ax.legend(fontsize=7)
-    return _html(fig, "Response (>= 50 % fall on the primary scale) and remission per arm "
-                 "(periods pooled: each subject once per arm) with Wilson 95 % intervals.")
+    return figure_html(
+        fig, "Response (>= 50 % fall on the primary scale) and remission per arm "
+        "(periods pooled: each subject once per arm) with Wilson 95 % intervals.")
 
 
 def _km_table(result: RunResult) -> tuple[pd.DataFrame, str]:
@@ -195,7 +173,7 @@ def _km_figure(result: RunResult) -> str:
     fig, axes = _new(1, ncols=1, w=6.5, h=4.0)
     ax = axes[0]
     groups = list(dict.fromkeys(zip(km["arm"], km["period"], strict=True)))
-    col = _colors([a for a, _ in groups])
+    col = arm_colors([a for a, _ in groups])
     medians = []
     for arm, period in groups:
         g = km[(km["arm"] == arm) & (km["period"] == period)].sort_values("time_h")
@@ -217,14 +195,13 @@ def _km_figure(result: RunResult) -> str:
     ax.set_xlabel("days since the start of the last dose")
     ax.set_ylabel("fraction of responders relapse-free")
     ax.legend(fontsize=8)
-    return _html(fig, f"Kaplan-Meier curve of relapse among responders at the end of treatment "
-                 f"({where}); band: 95 % CI; ticks: censored; median time to relapse "
-                 + "; ".join(medians) + ".")
+    return figure_html(
+        fig, f"Kaplan-Meier curve of relapse among responders at the end of treatment "
+        f"({where}); band: 95 % CI; ticks: censored; median time to relapse "
+        + "; ".join(medians) + ".")
 
 
 def _course_figure(result: RunResult) -> str:
-    from ketasim.io.report import _time_axis
-
     course = (result.extra_tables or {}).get("course_summary")
     if course is None or not len(course):
         return ""
@@ -242,31 +219,30 @@ def _course_figure(result: RunResult) -> str:
         if "sd" in w:
             axes[0].fill_between(t, w["mean"] - w["sd"], w["mean"] + w["sd"], alpha=0.15,
                                  linewidth=0)
-        _time_axis(axes[0], float(t.min()), float(t.max()), repeated=True)
+        time_axis(axes[0], float(t.min()), float(t.max()), repeated=True)
     axes[0].set_title("course: MADRS (mean +/- SD)", fontsize=10)
     axes[0].set_ylabel("points", fontsize=8)
     for r, g in frac.groupby("readout", sort=False):
         g = g.sort_values("time_h")
         t = g["time_h"].to_numpy(float)
         axes[1].plot(t, g["value"], marker="o", markersize=3, label=str(r))
-        _time_axis(axes[1], float(t.min()), float(t.max()), repeated=True)
+        time_axis(axes[1], float(t.min()), float(t.max()), repeated=True)
     axes[1].set_ylim(-0.02, 1.02)
     axes[1].set_title("course: fraction of subjects", fontsize=10)
     axes[1].legend(fontsize=7)
-    return _html(fig, "The six-infusion course of the default study set (ratings before each "
-                 "infusion, 24 h after the last and through the follow-up): MADRS and the "
-                 "fractions responding, remitting and relapse-free (among responders).")
+    return figure_html(
+        fig, "The six-infusion course of the default study set (ratings before each "
+        "infusion, 24 h after the last and through the follow-up): MADRS and the "
+        "fractions responding, remitting and relapse-free (among responders).")
 
 
 def _endpoint_table(summary: pd.DataFrame) -> str:
-    from ketasim.io.report import _table, fmt_time
-
     if summary is None or not len(summary) or "time_h" not in summary:
         return ""
     s = summary[summary["time_h"].isna()]
     if not len(s):
         return ""
     shown = s[["arm", "period", "readout", "statistic", "value", "unit", "n"]].copy()
-    shown["value"] = [fmt_time(v) if u == "h" and v == v else ("not reached" if u == "h" else v)
+    shown["value"] = [format_hours(v) if u == "h" and v == v else ("not reached" if u == "h" else v)
                       for v, u in zip(shown["value"], shown["unit"], strict=True)]
-    return _table(shown)
+    return html_table(shown)

@@ -40,20 +40,18 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from ketasim.errors import KetasimError
+from ketasim.errors import SBMLExportError
+from ketasim.experiments.run import Cohort, PreparedCohort, cohorts, prepare_cohort
 from ketasim.model.compile import expand
 from ketasim.model.spec import ModelSpec
 from ketasim.protocol import DoseEvent, Protocol, Signal
+from ketasim.scenario import load_scenario
 
 NS_URI = "https://github.com/ketasim/ketasim/sbml-annotation"
 NS_PREFIX = "ketasim"
 _SID = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED = {"time", "avogadro", "pi", "exponentiale", "true", "false", "infinity",
              "notanumber", "inf", "nan", "default", "e"}
-
-
-class SBMLExportError(KetasimError):
-    """The model or protocol uses something this exporter cannot write as SBML."""
 
 
 def _libsbml() -> Any:
@@ -424,34 +422,12 @@ def export_sbml(spec: ModelSpec, protocol_events: Protocol | Sequence[DoseEvent 
 # ------------------------------------------------------------------------ from scenarios
 
 
-@dataclass
-class SubjectSetup:
-    """One subject of one cohort, prepared exactly as experiments.run does it."""
-
-    scenario: Any
-    cohort: Any
-    model: Any  # CompiledModel
-    P: np.ndarray  # (n_params, 1): base + derived parameters
-    protocol: Protocol  # for this one subject
-    t_out: np.ndarray  # output times on the cohort timeline (h)
-    t_start: float  # end of the burn-in: where the main simulation starts (h)
-    y0: np.ndarray  # (n_states, 1): state at t_start (after the burn-in)
-
-    @property
-    def base_parameters(self) -> dict[str, float]:
-        names = list(self.model.spec.parameters)
-        return {k: float(self.P[i, 0]) for i, k in enumerate(names)}
-
-
-def subject_setup(scenario: Any, subject: int = 0, cohort: int | str = 0) -> SubjectSetup:
-    """Model, parameters, protocol and burn-in state of one subject of one cohort."""
-    from ketasim.experiments import run as runner
-    from ketasim.model.system import build_model
-    from ketasim.population import draw_subjects, parameter_matrix
-    from ketasim.scenario import load_scenario
-
+def subject_setup(scenario: Any, subject: int = 0, cohort: int | str = 0) -> PreparedCohort:
+    """One subject of one cohort (a name, or an index into the scenario's cohorts),
+    prepared exactly as a run prepares it (:func:`ketasim.experiments.run.prepare_cohort`:
+    the same parameter overrides, checked by name, and the same burn-in)."""
     sc = load_scenario(scenario)
-    groups = runner.cohorts(sc)
+    groups = cohorts(sc)
     if isinstance(cohort, str):
         named = [g for g in groups if g.name == cohort]
         if not named:
@@ -464,21 +440,8 @@ def subject_setup(scenario: Any, subject: int = 0, cohort: int | str = 0) -> Sub
         group = groups[cohort]
     if not 0 <= subject < len(group.subjects):
         raise ValueError(f"subject must be in [0, {len(group.subjects)}), not {subject}")
-    one = runner.Cohort(group.name, group.subjects[subject:subject + 1], group.arms,
-                        group.offsets)
-    comps, routes = runner._compounds_and_routes(sc, one.arms)
-    model = build_model(sc.species, comps, routes)
-    pop = runner.population_spec(sc)
-    subjects = draw_subjects(pop, sc.seed, one.subjects)
-    overrides = dict(getattr(sc.model, "parameters", {}) or {})
-    overrides.update(getattr(sc.model, "hypotheses", {}) or {})
-    P = parameter_matrix(model, subjects, pop, sc.seed, overrides)
-    prot = runner.build_protocol(sc, one, subjects["weight"].to_numpy(float),
-                                 subjects["severity"].to_numpy(float))
-    t_out, baselines = runner._period_times(sc, one)
-    t_start = min(prot.first_time(), *baselines) - 1.0
-    y0 = runner._burn_in(sc, model, P, prot, t_start)
-    return SubjectSetup(sc, one, model, P, prot, t_out, t_start, y0)
+    one = Cohort(group.name, group.subjects[subject:subject + 1], group.arms, group.offsets)
+    return prepare_cohort(sc, one)
 
 
 def export_scenario(scenario: Any, path: str | Path, subject: int = 0,
@@ -488,20 +451,13 @@ def export_scenario(scenario: Any, path: str | Path, subject: int = 0,
     The model, parameters and protocol are built like :mod:`ketasim.experiments.run`; the
     initial values are the subject's state after the drug-free burn-in, at ``start_time``.
     """
-    s = subject_setup(scenario, subject, cohort)
+    sc = load_scenario(scenario)
+    s = subject_setup(sc, subject, cohort)
     names = list(s.model.spec.parameters)
-    desc = (f"{s.scenario.name} -- cohort {s.cohort.name!r}, subject "
-            f"{int(s.cohort.subjects[0])}, species {s.scenario.species}")
-    sid = re.sub(r"[^A-Za-z0-9_]", "_", f"ketasim_{s.scenario.species}_{s.cohort.name}")
+    desc = (f"{sc.name} -- cohort {s.cohort.name!r}, subject "
+            f"{int(s.cohort.subjects[0])}, species {sc.species}")
+    sid = re.sub(r"[^A-Za-z0-9_]", "_", f"ketasim_{sc.species}_{s.cohort.name}")
     return export_sbml(s.model.spec, s.protocol, path, subject=0,
                        parameters={k: float(s.P[i, 0]) for i, k in enumerate(names)},
                        initial_state=s.y0[:, 0], start_time=s.t_start, model_id=sid,
                        description=desc)
-
-
-def cli_export(scenario_path: str | Path, out_path: str | Path, subject: int = 0,
-               cohort: int | str = 0) -> ExportInfo:
-    """``ketasim export-sbml SCENARIO -o model.xml``: load, export, return what was written."""
-    from ketasim.scenario import load_scenario
-
-    return export_scenario(load_scenario(Path(scenario_path)), out_path, subject, cohort)
