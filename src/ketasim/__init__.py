@@ -35,16 +35,24 @@ def default_scenario() -> Any:
     return _default()
 
 
-def run(scenario: Any, progress: Any = None) -> RunResult:
+def run(scenario: Any, progress: Any = None, *, executor: Any = None,
+        chunk_size: int | None = None, checkpoint: Any = None,
+        keep_subjects: bool | None = None) -> RunResult:
     """Simulate a scenario (a Scenario, a dict or a path); return a RunResult.
 
-    ``progress`` is an optional callable ``progress(advance, total=None)``.
+    ``progress`` is an optional callable ``progress(advance, total=None)``. ``executor``:
+    any ``concurrent.futures.Executor`` (a process pool, Dask's ``client.get_executor()``)
+    runs the chunks of subjects (``chunk_size`` each; default: whole cohorts, or 10,000
+    subjects above 20,000 human subjects) in its workers, with the same numbers as a serial
+    run. ``checkpoint``: a folder that keeps finished chunks, so a run killed half-way
+    resumes from it. ``keep_subjects``: keep every subject of a chunked run in ``data``.
     """
     from ketasim.experiments.run import run as _run
 
     if not hasattr(scenario, "arms"):
         scenario = load_scenario(scenario)
-    return _run(scenario, progress)
+    return _run(scenario, progress, keep_subjects=keep_subjects, chunk_size=chunk_size,
+                executor=executor, checkpoint=checkpoint)
 
 
 def run_default(progress: Any = None, single: Any = None) -> RunResult:

@@ -2,6 +2,8 @@
 
     ketasim run [FILE] [--out DIR] [--overwrite] [--format table|json]
                 [--subjects/--no-subjects] [--confirm-large] [--engine NAME]
+                [--jobs N | --cluster local:N | --scheduler ADDRESS] [--chunk-size N]
+                [--resume]
     ketasim power [FILE] [--n 10,20,40,80] [--replicates 200] [--endpoint madrs.change]
                   [--time "1 d"] [--alpha 0.05] [--engine fast] [--format table|json]
     ketasim predictors [FILE] [--bootstrap 1000] [--subjects N] [--format table|json]
@@ -16,6 +18,7 @@ one line on stderr and exit status 2, never a traceback; nothing is written then
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import json
@@ -248,35 +251,59 @@ def run(
     engine: Annotated[str | None, typer.Option(
         "--engine", help="Override the scenario's [engine] method: auto, reference, "
         "batched or fast.", show_default=False)] = None,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", help="Run the chunks (or cohorts) in this many worker processes; "
+        "same numbers as a serial run.")] = 1,
+    cluster: Annotated[str | None, typer.Option(
+        "--cluster", help="local:N: run the chunks on a Dask cluster of N workers on "
+        "127.0.0.1 (pip install 'ketasim[dask]').", show_default=False)] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        "--scheduler", help="Run the chunks on the Dask scheduler at this address "
+        "(tcp://HOST:8786); see docs/distributed.md.", show_default=False)] = None,
+    chunk_size: Annotated[int | None, typer.Option(
+        "--chunk-size", help="Simulate in chunks of this many subjects and merge their "
+        "summaries (default: whole cohorts up to 20000 human subjects, else 10000).",
+        show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the interrupted run in --out from its finished "
+        "chunks.")] = False,
 ) -> None:
-    """Run a scenario and print its summary (and write the result files with --out)."""
+    """Run a scenario and print its summary (and write the result files with --out).
+
+    With --out, every finished chunk is kept in the folder until the results are written,
+    so --resume continues a run that was stopped (same numbers as an uninterrupted run).
+    """
     try:
         sc = _load_scenario(file, confirm_large)
         if engine is not None:
             data = sc.as_dict()
             data.setdefault("engine", {})["method"] = engine
             sc = _api("load_scenario")(data)
-        if out is not None:
-            from ketasim.io.results import check_out_dir
+        from ketasim.experiments import executor as ex
 
-            check_out_dir(out, overwrite)
-        simulate = _api("run")
-        with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-            if file is None:  # the default study set: the crossover plus the course
-                from ketasim.analysis.table1 import run_default
-
-                result = run_default(progress, single=sc, simulate=simulate)
-            elif subjects:  # a streamed (large) run must keep every subject in memory
-                from ketasim.experiments.run import run as run_all
-
-                result = run_all(sc, progress=progress, keep_subjects=True)
-            else:
-                result = simulate(sc, progress=progress)
+        _check_run_options(jobs, chunk_size, resume, out)
+        checkpoint = ex.out_checkpoint(out, overwrite, resume) if out is not None else None
         written: list[Path] = []
-        if out is not None:
-            from ketasim.io.results import write_results
+        with ex.discard_on_error(checkpoint, keep=resume), \
+                ex.executor_for(jobs, cluster, scheduler,
+                                say=lambda m: typer.echo(m, err=True)) as pool:
+            options: dict[str, Any] = {
+                "executor": pool, "chunk_size": chunk_size, "checkpoint": checkpoint,
+                "keep_subjects": True if subjects else None}  # a streamed run keeps all
+            kwargs = {k: v for k, v in options.items() if v is not None}
+            simulate = functools.partial(_api("run"), **kwargs) if kwargs else _api("run")
+            with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
+                if file is None:  # the default study set: the crossover plus the course
+                    from ketasim.analysis.table1 import run_default
 
-            written = write_results(result, out, overwrite=overwrite, subjects=subjects)
+                    result = run_default(progress, single=sc, simulate=simulate)
+                else:
+                    result = simulate(sc, progress=progress)
+            if out is not None:
+                from ketasim.io.results import write_results
+
+                # the folder was checked above; what is in it now is this run's chunks
+                written = write_results(result, out, overwrite=True, subjects=subjects)
     except KetasimError as exc:
         raise _fail(exc) from None
 
@@ -288,6 +315,17 @@ def run(
             typer.echo(f"wrote {len(written)} files to {out}", err=True)
         return
     _print_run(result, out, written)
+
+
+def _check_run_options(jobs: int, chunk_size: int | None, resume: bool,
+                       out: Path | None) -> None:
+    if jobs < 1:
+        raise KetasimError(f"--jobs: {jobs} is not allowed; use a whole number >= 1")
+    if chunk_size is not None and chunk_size < 1:
+        raise KetasimError(f"--chunk-size: {chunk_size} is not allowed; use a whole number "
+                           ">= 1")
+    if resume and out is None:
+        raise KetasimError("--resume: give the --out folder of the interrupted run")
 
 
 def _print_run(result: Any, out: Path | None, written: list[Path]) -> None:
