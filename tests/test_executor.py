@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 import ketasim as ks
 from ketasim.cli import app
-from ketasim.errors import KetasimError
+from ketasim.errors import KetasimError, WorkerLostError
 from ketasim.experiments import executor as ex
 from ketasim.experiments.stream import SummaryAccumulator
 from scenario_text import KETAMINE_VS_SALINE
@@ -158,6 +158,26 @@ def test_checkpoint_keeps_finished_tasks_and_refuses_other_work(tmp_path: Path) 
         ex.Checkpoint(tmp_path / "c", {"work": "cubes"})
 
 
+def _dies_at_two(x: int) -> int:
+    if x == 2:
+        os._exit(3)  # a worker process killed mid-run
+    return x
+
+
+def test_a_dead_pool_worker_is_one_line_and_keeps_the_chunks(tmp_path: Path) -> None:
+    ck = ex.Checkpoint(tmp_path / "c", {"work": "dies"})
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as one, \
+            pytest.raises(WorkerLostError, match="--resume continues the run"):
+        list(ex.run_tasks(_dies_at_two, [(i,) for i in range(4)], one, ck))
+    assert ck.done() <= {0, 1}
+    with pytest.raises(WorkerLostError), ex.discard_on_error(ck.folder):
+        raise WorkerLostError("lost")
+    assert ck.folder.is_dir()  # kept for --resume, unlike after a failure
+    with pytest.raises(KetasimError), ex.discard_on_error(ck.folder):
+        raise KetasimError("bad")
+    assert not ck.folder.exists()
+
+
 def test_out_folder_states(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert ex.out_checkpoint(out) == out / ex.CHECKPOINT_DIR  # absent: fine
@@ -277,3 +297,14 @@ def test_failed_run_leaves_no_chunks(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["run", str(scenario), "--out", str(out), "--chunk-size",
                                    "2"])
     assert res.exit_code == 2 and not out.exists()
+
+
+def test_power_batches_on_a_pool_give_the_serial_table(pool: Any) -> None:
+    from ketasim.analysis import power as pw
+    from test_power import FakeSim, _scenario  # a picklable stand-in for ketasim.run
+
+    sc = _scenario("parallel")
+    want = pw.power(sc, [4, 10], 40, batch=7, simulate=FakeSim(-5.0))
+    got = pw.power(sc, [4, 10], 40, batch=7, simulate=FakeSim(-5.0), executor=pool)
+    assert want["replicates"].tolist() == [40, 40]
+    pd.testing.assert_frame_equal(want, got, check_exact=True)

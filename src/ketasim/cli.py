@@ -6,9 +6,11 @@
                 [--resume]
     ketasim power [FILE] [--n 10,20,40,80] [--replicates 200] [--endpoint madrs.change]
                   [--time "1 d"] [--alpha 0.05] [--engine fast] [--format table|json]
+                  [--jobs N | --cluster local:N | --scheduler ADDRESS]
     ketasim predictors [FILE] [--bootstrap 1000] [--subjects N] [--format table|json]
     ketasim drugs [NAME]
-    ketasim validate [--out DIR] [--case NAME]
+    ketasim validate [--out DIR] [--case NAME] [--jobs N | --cluster local:N |
+                     --scheduler ADDRESS]
     ketasim export-sbml [FILE] -o MODEL.xml [--cohort NAME|INDEX] [--subject K]
     ketasim dashboard [--host 127.0.0.1] [--port 8080] [--max-subjects 1000] [--open]
 
@@ -62,6 +64,13 @@ RecordsFormat = Annotated[Format, typer.Option(
     "--format", "-f", help="stdout: a readable table, or JSON records.")]
 ConfirmLarge = Annotated[bool, typer.Option(
     "--confirm-large", help="Allow more than 100000 subjects in the scenario.")]
+# where the simulations run (run, power, validate): same numbers wherever they run
+Cluster = Annotated[str | None, typer.Option(
+    "--cluster", help="local:N: run on a Dask cluster of N workers on 127.0.0.1 "
+    "(pip install 'ketasim[dask]').", show_default=False)]
+Scheduler = Annotated[str | None, typer.Option(
+    "--scheduler", help="Run on the Dask scheduler at this address (tcp://HOST:8786); "
+    "see docs/distributed.md.", show_default=False)]
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -254,12 +263,8 @@ def run(
     jobs: Annotated[int, typer.Option(
         "--jobs", "-j", help="Run the chunks (or cohorts) in this many worker processes; "
         "same numbers as a serial run.")] = 1,
-    cluster: Annotated[str | None, typer.Option(
-        "--cluster", help="local:N: run the chunks on a Dask cluster of N workers on "
-        "127.0.0.1 (pip install 'ketasim[dask]').", show_default=False)] = None,
-    scheduler: Annotated[str | None, typer.Option(
-        "--scheduler", help="Run the chunks on the Dask scheduler at this address "
-        "(tcp://HOST:8786); see docs/distributed.md.", show_default=False)] = None,
+    cluster: Cluster = None,
+    scheduler: Scheduler = None,
     chunk_size: Annotated[int | None, typer.Option(
         "--chunk-size", help="Simulate in chunks of this many subjects and merge their "
         "summaries (default: whole cohorts up to 20000 human subjects, else 10000).",
@@ -544,6 +549,11 @@ def power(
         show_default=False)] = None,
     fmt: RecordsFormat = Format.table,
     confirm_large: ConfirmLarge = False,
+    jobs: Annotated[int, typer.Option(
+        "--jobs", "-j", help="Batches to simulate at once in worker processes (same table "
+        "as a serial run).")] = 1,
+    cluster: Cluster = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Probability that the primary endpoint is significant, by trial size (simulated)."""
     try:
@@ -562,10 +572,16 @@ def power(
         ep = pw.Endpoint(endpoint, time, alpha)
         pw.check(sc, sizes, replicates, ep)
         chosen = engine or pw.default_engine(sc)
-        with _RunProgress(enabled=Console(stderr=True).is_terminal,
-                          what="simulating trials") as progress:
+        if jobs < 1:
+            raise KetasimError(f"--jobs: {jobs} is not allowed; use a whole number >= 1")
+        from ketasim.experiments.executor import executor_for
+
+        with executor_for(jobs, cluster, scheduler, say=lambda m: typer.echo(m, err=True)
+                          ) as pool, _RunProgress(enabled=Console(stderr=True).is_terminal,
+                                                  what="simulating trials") as progress:
             table = pw.power(sc, sizes, replicates, ep, engine=chosen, batch=batch,
-                             progress=progress, simulate=_api("run"))
+                             progress=progress, simulate=_api("run"),
+                             **({"executor": pool} if pool is not None else {}))
     except KetasimError as exc:
         raise _fail(exc) from None
     if fmt is Format.json:
@@ -832,6 +848,8 @@ def validate(
         "a serial run).")] = 1,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace a non-empty --out.")] = False,
+    cluster: Cluster = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Compare the model with published results; exit 1 if any case fails."""
     if jobs < 1:
@@ -851,7 +869,8 @@ def validate(
             from ketasim.io.results import check_out_dir
 
             check_out_dir(out, overwrite)
-        table = _run_validation(validation.run_validation, case or None, jobs)
+        table = _run_validation(validation.run_validation, case or None, jobs, cluster,
+                                scheduler)
         if table is not None and len(table) and out is not None:
             _write_scorecard(validation, table, out, overwrite)
     except KetasimError as exc:
@@ -881,8 +900,11 @@ def _write_scorecard(validation: Any, table: Any, out: Path, overwrite: bool) ->
     write_files(out, files, overwrite)
 
 
-def _run_validation(fn: Any, cases: list[str] | None, jobs: int = 1) -> Any:
+def _run_validation(fn: Any, cases: list[str] | None, jobs: int = 1,
+                    cluster: str | None = None, scheduler: str | None = None) -> Any:
     import inspect
+
+    from ketasim.experiments.executor import executor_for
 
     params = inspect.signature(fn).parameters
     kwargs: dict[str, Any] = {}
@@ -892,7 +914,13 @@ def _run_validation(fn: Any, cases: list[str] | None, jobs: int = 1) -> Any:
         kwargs["case"] = cases[0]
     if jobs != 1 and "jobs" in params:
         kwargs["jobs"] = jobs
-    with _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
+    with executor_for(None, cluster, scheduler, say=lambda m: typer.echo(m, err=True)
+                      ) as pool, \
+            _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
+        if pool is not None:
+            if jobs != 1:
+                raise KetasimError("--jobs, --cluster and --scheduler: give only one of them")
+            kwargs["executor"] = pool
         if "progress" in params:
             kwargs["progress"] = bar
         table = fn(**kwargs)

@@ -37,3 +37,9 @@ class SimulationError(KetasimError):
 
 class SBMLExportError(KetasimError):
     """The model or protocol uses something the SBML exporter cannot write as SBML."""
+
+
+class WorkerLostError(SimulationError):
+    """A worker process died and its executor does not retry the task (a process pool), or
+    gave up after retries (Dask): the run stopped; the chunks it finished are kept, and a
+    resumed run (``--resume``) continues from them."""

@@ -26,13 +26,21 @@ import multiprocessing as mp
 import os
 import pickle
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    BrokenExecutor,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    wait,
+)
 from pathlib import Path
 from typing import Any
 
-from ketasim.errors import KetasimError
+from ketasim.errors import KetasimError, WorkerLostError
 
 __all__ = ["CHECKPOINT_DIR", "Checkpoint", "discard_on_error", "executor_for", "limit_threads",
            "out_checkpoint", "run_tasks"]
@@ -124,12 +132,13 @@ def out_checkpoint(out: Path | str, overwrite: bool = False, resume: bool = Fals
 def discard_on_error(folder: Path | None, keep: bool = False) -> Iterator[None]:
     """A run that fails (KetasimError) leaves nothing: its chunk ``folder`` is removed,
     and the output folder around it if that leaves it empty (unless ``keep``, for a resumed
-    run). An interrupted run (Ctrl-C, a kill) keeps its chunks for ``--resume``."""
+    run). An interrupted run (Ctrl-C, a kill, a lost worker) keeps its chunks for
+    ``--resume``."""
     parent_existed = folder is not None and folder.parent.exists()
     try:
         yield
-    except KetasimError:
-        if folder is not None and not keep:
+    except KetasimError as exc:
+        if folder is not None and not keep and not isinstance(exc, WorkerLostError):
             shutil.rmtree(folder, ignore_errors=True)
             with contextlib.suppress(OSError):
                 if not parent_existed:
@@ -180,10 +189,23 @@ def run_tasks(fn: Callable[..., Any], tasks: Sequence[tuple[Any, ...]],
             finished_now, _ = wait(list(waiting), return_when=FIRST_COMPLETED)
             for fut in finished_now:
                 i = waiting.pop(fut)
-                ready[i] = finished(i, fut.result())
+                ready[i] = finished(i, _result(fut))
     finally:
         for fut in waiting:
             fut.cancel()
+
+
+def _result(fut: Future[Any]) -> Any:
+    """The task's result; a lost worker becomes one line (WorkerLostError)."""
+    try:
+        return fut.result()
+    except Exception as exc:
+        killed = getattr(sys.modules.get("distributed"), "KilledWorker", None)
+        if isinstance(exc, BrokenExecutor) or (killed is not None and isinstance(exc, killed)):
+            raise WorkerLostError(f"a worker process died ({type(exc).__name__}); the "
+                                  "finished chunks are kept: --resume continues the run"
+                                  ) from None
+        raise
 
 
 def limit_threads(threads: int) -> None:
