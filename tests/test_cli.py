@@ -202,7 +202,7 @@ def test_out_is_a_file(small: Path, tmp_path: Path) -> None:
     out.write_text("x")
     res = runner.invoke(app, ["run", str(small), "--out", str(out)])
     assert res.exit_code == 2
-    assert lines(res.stderr) == [f"{out} exists and is not a directory"]
+    assert lines(res.stderr) == [f"--out: {out} exists and is not a directory"]
     assert out.read_text() == "x"
 
 
@@ -291,7 +291,7 @@ def test_existing_out_dir_refused_before_running(small: Path, tmp_path: Path,
     monkeypatch.setattr(ketasim, "run", no_run)
     res = runner.invoke(app, ["run", str(small), "--out", str(out)])
     assert res.exit_code == 2
-    assert lines(res.stderr) == [f"{out} exists; use --overwrite"]
+    assert lines(res.stderr) == [f"--out: {out} exists; use --overwrite"]
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
@@ -477,3 +477,13 @@ def test_confirm_large(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     res = runner.invoke(app, ["run", str(small), "--confirm-large"])
     assert res.exit_code == 0, res.output
     assert seen[0].population.size == 200000  # type: ignore[attr-defined]
+
+
+def test_argument_error_is_worded_with_the_command_flags() -> None:
+    from ketasim.errors import ArgumentError
+
+    err = ArgumentError("out", "/x exists; use overwrite=True")
+    assert str(err) == "out: /x exists; use overwrite=True" and isinstance(err, ValueError)
+    assert err.worded({"out": "--out", "overwrite=True": "--overwrite"}) == \
+        "--out: /x exists; use --overwrite"
+    assert err.worded({}) == str(err)

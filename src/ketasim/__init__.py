@@ -17,7 +17,15 @@ from typing import Any
 
 from ketasim._version import __version__
 from ketasim.catalog import Catalog, catalog
-from ketasim.errors import CatalogError, KetasimError, ScenarioError, SimulationError
+from ketasim.errors import (
+    ArgumentError,
+    CaseError,
+    CatalogError,
+    KetasimError,
+    SBMLExportError,
+    ScenarioError,
+    SimulationError,
+)
 from ketasim.result import RunResult
 
 
@@ -48,6 +56,7 @@ def run(scenario: Any, progress: Any = None) -> RunResult:
 
 
 __all__ = [
-    "Catalog", "CatalogError", "KetasimError", "RunResult", "ScenarioError", "SimulationError",
+    "ArgumentError", "CaseError", "Catalog", "CatalogError", "KetasimError", "RunResult",
+    "SBMLExportError", "ScenarioError", "SimulationError",
     "__version__", "catalog", "default_scenario", "load_scenario", "run",
 ]

@@ -15,16 +15,18 @@ one line on stderr and exit status 2, never a traceback; nothing is written then
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 import re
 import sys
 import threading
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
@@ -32,7 +34,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ketasim._version import __version__
-from ketasim.errors import KetasimError, ScenarioError
+from ketasim.errors import ArgumentError, KetasimError, ScenarioError
 from ketasim.units import format_hours
 
 app = typer.Typer(
@@ -67,6 +69,34 @@ def _fail(message: object, code: int = 2) -> typer.Exit:
     line = " ".join(str(message).split())
     typer.echo(line, err=True)
     return typer.Exit(code)
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def user_errors(flags: Mapping[str, str] | None = None) -> Callable[[Command], Command]:
+    """Decorate a command: a KetasimError it raises is one line on stderr and exit status
+    2, never a traceback. ``flags`` maps the library's argument names (and ``name=value``
+    references in messages) to the command's flags: ``{"sizes": "--n"}``."""
+    names = dict(flags or {})
+
+    def wrap(command: Command) -> Command:
+        @functools.wraps(command)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except ArgumentError as exc:
+                raise _fail(exc.worded(names)) from None
+            except KetasimError as exc:
+                raise _fail(exc) from None
+
+        return checked  # type: ignore[return-value]
+
+    return wrap
+
+
+RESULT_FLAGS = {"out": "--out", "overwrite=True": "--overwrite", "subjects": "--subjects",
+                "keep_subjects=True": "--subjects"}
 
 
 def _console() -> Console:
@@ -225,6 +255,7 @@ def _root(
 
 
 @app.command()
+@user_errors(RESULT_FLAGS)
 def run(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in study set (the seed's crossover plus a "
@@ -248,35 +279,32 @@ def run(
         "batched or fast.", show_default=False)] = None,
 ) -> None:
     """Run a scenario and print its summary (and write the result files with --out)."""
-    try:
-        sc = _load_scenario(file, confirm_large)
-        if engine is not None:
-            data = sc.as_dict()
-            data.setdefault("engine", {})["method"] = engine
-            sc = _api("load_scenario")(data)
-        if out is not None:
-            from ketasim.io.results import check_out_dir
+    sc = _load_scenario(file, confirm_large)
+    if engine is not None:
+        data = sc.as_dict()
+        data.setdefault("engine", {})["method"] = engine
+        sc = _api("load_scenario")(data)
+    if out is not None:
+        from ketasim.io.results import check_out_dir
 
-            check_out_dir(out, overwrite)
-        simulate = _api("run")
-        with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-            if file is None:  # the default study set: the crossover plus the course
-                from ketasim.analysis.table1 import run_default
+        check_out_dir(out, overwrite)
+    simulate = _api("run")
+    with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
+        if file is None:  # the default study set: the crossover plus the course
+            from ketasim.analysis.table1 import run_default
 
-                result = run_default(progress, single=sc, simulate=simulate)
-            elif subjects:  # a streamed (large) run must keep every subject in memory
-                from ketasim.experiments.run import run as run_all
+            result = run_default(progress, single=sc, simulate=simulate)
+        elif subjects:  # a streamed (large) run must keep every subject in memory
+            from ketasim.experiments.run import run as run_all
 
-                result = run_all(sc, progress=progress, keep_subjects=True)
-            else:
-                result = simulate(sc, progress=progress)
-        written: list[Path] = []
-        if out is not None:
-            from ketasim.io.results import write_results
+            result = run_all(sc, progress=progress, keep_subjects=True)
+        else:
+            result = simulate(sc, progress=progress)
+    written: list[Path] = []
+    if out is not None:
+        from ketasim.io.results import write_results
 
-            written = write_results(result, out, overwrite=overwrite, subjects=subjects)
-    except KetasimError as exc:
-        raise _fail(exc) from None
+        written = write_results(result, out, overwrite=overwrite, subjects=subjects)
 
     if fmt is Format.json:
         from ketasim.io.results import summary_records
@@ -476,8 +504,13 @@ def _frame_table(df: Any, title: str) -> Table:
 
 # ------------------------------------------------------------------------------ power
 
+POWER_FLAGS = {"sizes": "--n", "replicates": "--replicates", "endpoint.alpha": "--alpha",
+               "endpoint.time": "--time", "endpoint.readout": "--endpoint", "batch": "--batch",
+               "engine": "--engine", "sc": "scenario"}
+
 
 @app.command()
+@user_errors(POWER_FLAGS)
 def power(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in seed crossover.",
@@ -506,28 +539,19 @@ def power(
     confirm_large: ConfirmLarge = False,
 ) -> None:
     """Probability that the primary endpoint is significant, by trial size (simulated)."""
-    try:
-        from ketasim.analysis import power as pw
+    from ketasim.analysis import power as pw
 
-        sizes = pw.parse_sizes(n)
-        if replicates < 1:
-            raise KetasimError(f"--replicates: {replicates} is not a whole number >= 1")
-        if batch is not None and batch < 1:
-            raise KetasimError(f"--batch: {batch} is not a whole number >= 1")
-        if engine is not None and engine not in ("reference", "batched", "fast"):
-            raise KetasimError(f'--engine: "{engine}" is not an engine; use one of: '
-                               "reference, batched, fast")
-        sc = _load_scenario(file, confirm_large)
-        _check_readout(sc, endpoint, "--endpoint")
-        ep = pw.Endpoint(endpoint, time, alpha)
-        pw.check(sc, sizes, replicates, ep)
-        chosen = engine or pw.default_engine(sc)
-        with _RunProgress(enabled=Console(stderr=True).is_terminal,
-                          what="simulating trials") as progress:
-            table = pw.power(sc, sizes, replicates, ep, engine=chosen, batch=batch,
-                             progress=progress, simulate=_api("run"))
-    except KetasimError as exc:
-        raise _fail(exc) from None
+    sizes = pw.parse_sizes(n)
+    pw.check_run_options(engine, batch)
+    sc = _load_scenario(file, confirm_large)
+    _check_readout(sc, endpoint, "--endpoint")
+    ep = pw.Endpoint(endpoint, time, alpha)
+    pw.check(sc, sizes, replicates, ep)
+    chosen = engine or pw.default_engine(sc)
+    with _RunProgress(enabled=Console(stderr=True).is_terminal,
+                      what="simulating trials") as progress:
+        table = pw.power(sc, sizes, replicates, ep, engine=chosen, batch=batch,
+                         progress=progress, simulate=_api("run"))
     if fmt is Format.json:
         typer.echo(json.dumps(_records(table)))
         return
@@ -576,8 +600,11 @@ def _check_readout(sc: Any, readout: str, option: str) -> None:
 
 # ------------------------------------------------------------------------- predictors
 
+PREDICTOR_FLAGS = {"bootstrap": "--bootstrap", "size": "--subjects", "sc": "scenario"}
+
 
 @app.command()
+@user_errors(PREDICTOR_FLAGS)
 def predictors(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file (human); none: the built-in seed crossover.",
@@ -591,17 +618,12 @@ def predictors(
     confirm_large: ConfirmLarge = False,
 ) -> None:
     """Rank baseline covariates and early readouts by how well they predict response."""
-    try:
-        if bootstrap < 0:
-            raise KetasimError(f"--bootstrap: {bootstrap} is not a whole number >= 0")
-        from ketasim.analysis.predictors import predictors as rank
+    from ketasim.analysis.predictors import predictors as rank
 
-        sc = _load_scenario(file, confirm_large)
-        with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-            table = rank(sc, bootstrap=bootstrap, progress=progress, simulate=_api("run"),
-                         size=subjects)
-    except KetasimError as exc:
-        raise _fail(exc) from None
+    sc = _load_scenario(file, confirm_large)
+    with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
+        table = rank(sc, bootstrap=bootstrap, progress=progress, simulate=_api("run"),
+                     size=subjects)
     if fmt is Format.json:
         typer.echo(json.dumps(_records(table)))
         return
@@ -642,21 +664,21 @@ def pd_frame(columns: dict[str, Any]) -> Any:
 
 
 @app.command()
+@user_errors()
 def drugs(
     name: Annotated[str | None, typer.Argument(
         help="A drug id or alias: show every value with its unit, source and tag.",
         show_default=False)] = None,
 ) -> None:
     """List the drug catalog, or show one drug in full."""
+    cat = _api("catalog")()
+    if name is None:
+        _console().print(_drug_list(cat))
+        return
     try:
-        cat = _api("catalog")()
-        if name is None:
-            _console().print(_drug_list(cat))
-            return
         drug = cat.drug(name)
     except KetasimError as exc:
-        hint = "; `ketasim drugs` lists the catalog" if name is not None else ""
-        raise _fail(f"{exc}{hint}") from None
+        raise KetasimError(f"{exc}; `ketasim drugs` lists the catalog") from None
     _print_drug(cat, drug)
 
 
@@ -780,6 +802,7 @@ def _print_drug(cat: Any, drug: Any) -> None:
 
 
 @app.command()
+@user_errors({**RESULT_FLAGS, "jobs": "--jobs", "names": "--case"})
 def validate(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o",
@@ -795,7 +818,7 @@ def validate(
 ) -> None:
     """Compare the model with published results; exit 1 if any case fails."""
     if jobs < 1:
-        raise _fail(KetasimError(f"--jobs: {jobs} is not allowed; use a whole number >= 1"))
+        raise ArgumentError("jobs", f"{jobs} is not allowed; use a whole number >= 1")
     try:
         validation = importlib.import_module("ketasim.analysis.validate")
     except ModuleNotFoundError as exc:
@@ -806,16 +829,13 @@ def validate(
     if not hasattr(validation, "run_validation"):
         typer.echo("no validation cases yet")
         return
-    try:
-        if out is not None:
-            from ketasim.io.results import check_out_dir
+    if out is not None:
+        from ketasim.io.results import check_out_dir
 
-            check_out_dir(out, overwrite)
-        table = _run_validation(validation.run_validation, case or None, jobs)
-        if table is not None and len(table) and out is not None:
-            _write_scorecard(validation, table, out, overwrite)
-    except KetasimError as exc:
-        raise _fail(exc) from None
+        check_out_dir(out, overwrite)
+    table = _run_validation(validation.run_validation, case or None, jobs)
+    if table is not None and len(table) and out is not None:
+        _write_scorecard(validation, table, out, overwrite)
     if table is None or not len(table):
         typer.echo("no validation cases yet")
         return
@@ -886,8 +906,11 @@ def _validation_table(df: Any) -> Table:
 
 # ------------------------------------------------------------------------ export-sbml
 
+SBML_FLAGS = {"cohort": "--cohort", "subject": "--subject"}
+
 
 @app.command("export-sbml")
+@user_errors(SBML_FLAGS)
 def export_sbml(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in seed crossover.",
@@ -903,19 +926,13 @@ def export_sbml(
         "--overwrite", help="Replace an existing file.")] = False,
 ) -> None:
     """Write the model of one scenario subject, with its dosing as SBML events."""
-    try:
-        if out.exists() and not overwrite:
-            raise KetasimError(f"{out} exists; use --overwrite")
-        sc = _load_scenario(file, confirm_large=True)
-        from ketasim.io.sbml import export_scenario
+    if out.exists() and not overwrite:
+        raise KetasimError(f"--out: {out} exists; use --overwrite")
+    sc = _load_scenario(file, confirm_large=True)
+    from ketasim.io.sbml import export_scenario
 
-        which: int | str = int(cohort) if cohort.lstrip("-").isdigit() else cohort
-        try:
-            info = export_scenario(sc, out, subject=subject, cohort=which)
-        except (ValueError, IndexError) as exc:
-            raise KetasimError(str(exc)) from None
-    except KetasimError as exc:
-        raise _fail(exc) from None
+    which: int | str = int(cohort) if cohort.lstrip("-").isdigit() else cohort
+    info = export_scenario(sc, out, subject=subject, cohort=which)
     typer.echo(f"wrote {out}: {len(info.state_ids)} states, {len(info.readout_ids)} readouts, "
                f"{len(info.dose_parameters)} doses; SBML time 0 = ketasim time "
                f"{info.time_offset:g} h")

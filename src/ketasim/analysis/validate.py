@@ -65,7 +65,7 @@ import pandas as pd
 from scipy.integrate import trapezoid
 
 from ketasim import units
-from ketasim.errors import KetasimError
+from ketasim.errors import ArgumentError, CaseError, KetasimError
 from ketasim.readouts import FIXED
 from ketasim.units import format_hours
 
@@ -80,10 +80,6 @@ STATISTICS = ("mean", "sd", "median", "p05", "p95", "fraction", "difference", "c
               "p_value")
 TIME_TOL_H = 1e-6
 Progress = Callable[..., Any]
-
-
-class CaseError(KetasimError):
-    """A case file that cannot be read or does not follow the case format."""
 
 
 # ------------------------------------------------------------------------------ data types
@@ -762,7 +758,7 @@ def run_validation(names: Iterable[str] | str | None = None, progress: Progress 
     import ketasim as ks
 
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
-        raise ValueError(f"jobs: {jobs!r} is not a whole number >= 1")
+        raise ArgumentError("jobs", f"{jobs!r} is not a whole number >= 1")
     if case is not None:
         names = [case]
     cases = load_cases(names, folder)

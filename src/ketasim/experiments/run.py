@@ -24,7 +24,7 @@ from ketasim.catalog import catalog
 from ketasim.engine import default_engine
 from ketasim.engine import get as get_engine
 from ketasim.engine.base import OK, Trajectories
-from ketasim.errors import ScenarioError
+from ketasim.errors import ArgumentError, ScenarioError, SimulationError
 from ketasim.experiments import lab, measures
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
@@ -287,6 +287,7 @@ def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = 
     for cohort in groups:
         subjects = draw_subjects(spec, sc.seed, cohort.subjects)
         res = simulate_cohort(sc, cohort, subjects, progress)
+        _check_not_all_failed(cohort, [(res["status"], res["message"])])
         frames.append(_cohort_dataset(sc, cohort, subjects, res))
     data = xr.concat(frames, dim="subject")
     data = _measured(sc, data, spec)
@@ -296,6 +297,17 @@ def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = 
         extra.update(lab.group_statistics(sc, data))
     manifest = _manifest(sc, data, _time.perf_counter() - t0)
     return RunResult(sc, data, summary, manifest, extra_tables=extra)
+
+
+def _check_not_all_failed(cohort: Cohort, outcomes: list[tuple[np.ndarray, np.ndarray]]
+                          ) -> None:
+    """SimulationError when every subject of ``cohort`` failed to integrate: its arm would
+    have no result at all, so the run is not a result (one failing subject is a status)."""
+    status = np.concatenate([np.asarray(st) for st, _ in outcomes])
+    if status.size and not np.any(status == OK):
+        first = next((str(m) for _, msg in outcomes for m in msg if m), "no message")
+        raise SimulationError(f'cohort "{cohort.name}": all {status.size} subjects failed to '
+                              f"integrate (first: {first})")
 
 
 def _measured(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
@@ -312,17 +324,19 @@ def _run_streamed(sc: Any, spec: PopulationSpec, groups: list[Cohort], total: in
     from ketasim.experiments.stream import QUANTILE_SAMPLE, SummaryAccumulator
 
     if chunk < 1:
-        raise ValueError(f"chunk_size must be at least 1, not {chunk}")
+        raise ArgumentError("chunk_size", f"{chunk} is not a whole number >= 1")
     keep = keep or sc.species != "human"  # lab group statistics need every animal
     acc = SummaryAccumulator(sc)
     frames: list[xr.Dataset] = []
     for cohort in groups:
         kept = 0
+        outcomes: list[tuple[np.ndarray, np.ndarray]] = []
         for lo in range(0, len(cohort.subjects), chunk):
             part = Cohort(cohort.name, cohort.subjects[lo:lo + chunk], cohort.arms,
                           cohort.offsets)
             subjects = draw_subjects(spec, sc.seed, part.subjects)
             res = simulate_cohort(sc, part, subjects, progress)
+            outcomes.append((res["status"], res["message"]))
             ds = _measured(sc, _cohort_dataset(sc, part, subjects, res), spec)
             acc.add(ds)
             if keep:
@@ -330,6 +344,7 @@ def _run_streamed(sc: Any, spec: PopulationSpec, groups: list[Cohort], total: in
             elif kept < SAMPLE_SUBJECTS:
                 frames.append(ds.isel(subject=slice(0, SAMPLE_SUBJECTS - kept)))
                 kept += frames[-1].sizes["subject"]
+        _check_not_all_failed(cohort, outcomes)
     if not frames:  # SAMPLE_SUBJECTS = 0: keep the structure, no subjects
         frames.append(ds.isel(subject=slice(0, 0)))
     data = xr.concat(frames, dim="subject")
