@@ -817,74 +817,40 @@ def validate(
         "--overwrite", help="Replace a non-empty --out.")] = False,
 ) -> None:
     """Compare the model with published results; exit 1 if any case fails."""
+    from ketasim import validation
+
     if jobs < 1:
         raise ArgumentError("jobs", f"{jobs} is not allowed; use a whole number >= 1")
-    try:
-        validation = importlib.import_module("ketasim.analysis.validate")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("ketasim.analysis.validate", "ketasim.analysis"):
-            raise
-        typer.echo("no validation cases yet")
-        return
-    if not hasattr(validation, "run_validation"):
-        typer.echo("no validation cases yet")
-        return
     if out is not None:
         from ketasim.io.results import check_out_dir
 
         check_out_dir(out, overwrite)
-    table = _run_validation(validation.run_validation, case or None, jobs)
-    if table is not None and len(table) and out is not None:
-        _write_scorecard(validation, table, out, overwrite)
-    if table is None or not len(table):
-        typer.echo("no validation cases yet")
+    with _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
+        table = validation.run_validation(case or None, progress=bar, jobs=jobs)
+    if not len(table):
+        typer.echo("no validation cases")
         return
+    if out is not None:
+        _write_scorecard(table, out, overwrite)
     _console().print(_validation_table(table))
-    passed = table["passed"].astype(bool) if "passed" in table else None
-    n_fail = int((~passed).sum()) if passed is not None else 0
-    summary = f"{len(table) - n_fail} of {len(table)} checks passed"
-    if passed is not None and "case" in table:
-        by_case = passed.groupby(table["case"].astype(str), sort=False).all()
-        summary += f" ({int(by_case.sum())} of {len(by_case)} cases)"
-    typer.echo(summary)
+    passed = table["passed"].astype(bool)
+    n_fail = int((~passed).sum())
+    by_case = passed.groupby(table["case"].astype(str), sort=False).all()
+    typer.echo(f"{len(table) - n_fail} of {len(table)} checks passed "
+               f"({int(by_case.sum())} of {len(by_case)} cases)")
     if n_fail:
         raise typer.Exit(1)
 
 
-def _write_scorecard(validation: Any, table: Any, out: Path, overwrite: bool) -> None:
-    """validation.csv and, where the module renders one, validation.html: both or none."""
+def _write_scorecard(table: Any, out: Path, overwrite: bool) -> None:
+    """validation.csv and validation.html (with the cases' notes): both or none."""
+    from ketasim import validation
+    from ketasim.io import scorecard
     from ketasim.io.results import write_files
 
-    files = {"validation.csv": table.to_csv(index=False)}
-    if hasattr(validation, "render_html"):
-        files["validation.html"] = validation.render_html(table)
-    write_files(out, files, overwrite)
-
-
-def _run_validation(fn: Any, cases: list[str] | None, jobs: int = 1) -> Any:
-    import inspect
-
-    params = inspect.signature(fn).parameters
-    kwargs: dict[str, Any] = {}
-    if cases and "names" in params:
-        kwargs["names"] = list(cases)
-    elif cases and len(cases) == 1 and "case" in params:
-        kwargs["case"] = cases[0]
-    if jobs != 1 and "jobs" in params:
-        kwargs["jobs"] = jobs
-    with _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
-        if "progress" in params:
-            kwargs["progress"] = bar
-        table = fn(**kwargs)
-    if cases and table is not None and "case" in table:
-        have = set(table["case"].astype(str))
-        for name in cases:
-            if name not in have:
-                known = ", ".join(dict.fromkeys(table["case"].astype(str)))
-                raise KetasimError(f'--case: "{name}" is not a validation case; '
-                                   f"use one of: {known}")
-        table = table[table["case"].astype(str).isin(cases)]
-    return table
+    notes = {c.id: c.notes for c in validation.load_cases()}
+    write_files(out, {"validation.csv": table.to_csv(index=False),
+                      "validation.html": scorecard.render_html(table, notes=notes)}, overwrite)
 
 
 def _validation_table(df: Any) -> Table:
