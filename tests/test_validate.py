@@ -346,3 +346,63 @@ def test_the_whole_scorecard_passes() -> None:
     failed = df[~df["passed"].astype(bool)]
     assert failed.empty, "failing checks:\n" + failed[
         ["case", "check", "expected", "simulated"]].to_string()
+
+
+# ------------------------------------------------------------ shipped with the package
+
+
+def test_case_scenarios_ship_inside_the_package() -> None:
+    """Every scenario_file of a packaged case is a packaged file (an installed ketasim
+    validate needs no examples/ folder), and each examples/ copy of one is identical."""
+    package = schema.cases_dir().parent
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    used = set()
+    for path in sorted(schema.cases_dir().glob("*.toml")):
+        raw = schema.tomllib.loads(path.read_text(encoding="utf-8"))
+        if "scenario_file" in raw:
+            full = (path.parent / raw["scenario_file"]).resolve()
+            assert full.is_relative_to(package / "scenarios"), (path.name, full)
+            used.add(full)
+    assert len(used) >= 4
+    for full in sorted(package.glob("scenarios/*.toml")):
+        assert full.resolve() in used, f"{full.name} is shipped but no case uses it"
+        copy = examples / full.name
+        if copy.exists():
+            assert copy.read_bytes() == full.read_bytes(), f"examples/{full.name} differs"
+
+
+def test_cases_load_from_any_working_directory(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert [c.id for c in v.load_cases()] == [c.id for c in CASES]
+
+
+def test_seed_table_1_lives_in_the_seed_cases() -> None:
+    rows = v.published_table("seed Table 1")
+    assert [p.row for p in rows] == list(range(1, 8))
+    assert {c.id for c in CASES if c.published is not None} == {
+        "seed_t1_dose", "seed_t1_onset", "seed_t1_peak", "seed_t1_response_24h",
+        "seed_t1_repeated_response", "seed_t1_duration", "seed_t1_relapse"}
+
+
+@pytest.mark.parametrize(("published", "message"), [
+    ('"x"', "published is not a table"),
+    ('{ table = "T", row = 0, parameter = "p", finding = "f" }', "published.row: 0"),
+    ('{ table = "T", row = 1, parameter = "p" }', "published.finding is missing"),
+    ('{ table = "T", row = 1, parameter = "p", finding = "f", x = 1 }', '"x" is not a known'),
+])
+def test_bad_published_row(published: str, message: str) -> None:
+    raw = schema.tomllib.loads(f"published = {published}")
+    with pytest.raises(CaseError, match=re.escape(message)):
+        schema.parse_case({"id": "a", "claim": "c", "source": "s", "scenario": {},
+                           "checks": [{"value": {"readout": "madrs", "arm": "k",
+                                                 "time": "1 d"}, "min": 1}], **raw})
+
+
+def test_two_cases_on_one_published_row() -> None:
+    one = v.Published("T", 1, "p", "f")
+    cases = [v.Case("a", "c", "s", {}, [], published=one),
+             v.Case("b", "c", "s", {}, [], published=one)]
+    with pytest.raises(CaseError, match="two cases give row 1"):
+        v.published_table("T", cases)
+

@@ -54,17 +54,10 @@ from ketasim.experiments.endpoints import (
 )
 from ketasim.result import RunResult
 from ketasim.units import format_hours
+from ketasim.validation.schema import published_table
 
 COLUMNS = ["Study parameter", "Finding (published)", "Simulated"]
-PUBLISHED = {
-    "Dosage": "0.5 mg/kg infused over 40 minutes",
-    "Onset of Action": "Within 2-4 hours post-infusion",
-    "Peak Effect": "24 hours post-infusion",
-    "Response Rate (Single Infusion)": "25% to 85% at 24 hours",
-    "Response Rate (Repeated Infusions)": "~71% after six infusions",
-    "Duration of Effect (Single Infusion)": "7-14 days",
-    "Median Time to Relapse (After Repeated Infusions)": "18 days",
-}
+TABLE = "seed Table 1"  # the published values are the ``published`` rows of the seed cases
 ONSET_POINTS = -2.0
 DURATION_D = -0.2
 ALPHA = 0.05
@@ -262,7 +255,8 @@ def table1(single: RunResult, course: RunResult | None) -> pd.DataFrame:
             f"{_pct(frac)} at 24 h (95% CI {_pct(lo)}-{_pct(hi)}, n={n}; saline {_pct(other)})")
     if course is not None:
         sim.update(_course_rows(course))
-    rows = [(k, v, sim.get(k, "not simulated")) for k, v in PUBLISHED.items()]
+    rows = [(p.parameter, p.finding, sim.get(p.parameter, "not simulated"))
+            for p in published_table(TABLE)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -13,10 +13,12 @@ Case file::
     claim = "One 0.5 mg/kg infusion gives a 24-h response rate of 25-85 %."
     source = "Seed 001 Table 1 [29]"
     notes = "why the tolerance is what it is"          # optional
+    # optional: the published finding checked, as a row of a published table
+    published = { table = "seed Table 1", row = 4, parameter = "Response Rate", finding = "25%" }
 
     # the scenario: one of
     [scenario]                                          # an inline scenario table
-    scenario_file = "examples/seed_crossover.toml"      # a file (repo root or case folder)
+    scenario_file = "../scenarios/seed_crossover.toml"  # a file, relative to the case file
     scenario_case = "other_case_id"                     # another case's scenario (run once)
 
     [overrides]                                         # optional, deep-merged into it
@@ -62,12 +64,14 @@ from ketasim.validation.schema import (
     Case,
     Check,
     CheckResult,
+    Published,
     ValueSpec,
     cases_dir,
     load_cases,
     parse_case,
+    published_table,
 )
 
-__all__ = ["COLUMNS", "Case", "Check", "CheckResult", "ValueSpec", "case_problems",
-           "cases_dir", "evaluate", "load_cases", "parse_case", "run_case", "run_validation",
-           "scenario_key"]
+__all__ = ["COLUMNS", "Case", "Check", "CheckResult", "Published", "ValueSpec",
+           "case_problems", "cases_dir", "evaluate", "load_cases", "parse_case",
+           "published_table", "run_case", "run_validation", "scenario_key"]

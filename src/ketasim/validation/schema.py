@@ -10,6 +10,7 @@ file and the key); it runs nothing.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import tomllib
 from collections.abc import Iterable
@@ -22,7 +23,8 @@ from ketasim.errors import ArgumentError, CaseError
 from ketasim.readouts import FIXED
 
 COLUMNS = ["case", "claim", "source", "check", "expected", "simulated", "passed"]
-CASE_KEYS = {"id", "claim", "source", "notes", "scenario", "scenario_file", "scenario_case",
+CASE_KEYS = {"id", "claim", "source", "notes", "published", "scenario", "scenario_file",
+             "scenario_case",
              "overrides", "checks"}
 VALUE_KEYS = {"readout", "arm", "period", "time", "statistic", "mean_over"}
 CHECK_KEYS = {"label", "value", "min", "max", "expected", "abs_tol", "rel_tol", "compare_to",
@@ -103,6 +105,17 @@ class Check:
         return "range"
 
 
+@dataclass(frozen=True)
+class Published:
+    """The published finding a case checks, as a row of a published table (the seed's
+    Table 1 is read from these: its values live once, in the cases)."""
+
+    table: str  # e.g. "seed Table 1"
+    row: int  # position in that table, from 1
+    parameter: str  # the row's label
+    finding: str  # the published value, as printed
+
+
 @dataclass
 class Case:
     """A validation case: a claim, its source, a scenario and its checks."""
@@ -114,6 +127,7 @@ class Case:
     checks: list[Check]
     notes: str = ""
     path: Path | None = None
+    published: Published | None = None
 
 
 @dataclass
@@ -141,15 +155,6 @@ class CheckResult:
 def cases_dir() -> Path:
     """The folder holding the case files (shipped as package data)."""
     return Path(__file__).resolve().parent / "cases"
-
-
-def _repo_roots() -> list[Path]:
-    roots = [Path.cwd()]
-    for parent in Path(__file__).resolve().parents:
-        if (parent / "pyproject.toml").exists():
-            roots.append(parent)
-            break
-    return roots
 
 
 def _bad(path: Path | None, msg: str) -> CaseError:
@@ -304,15 +309,15 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scenario_path(name: str, path: Path | None) -> Path:
+    """``scenario_file`` relative to the case file's folder (the working directory for a
+    case without a file): the packaged cases use ``../scenarios/``, shipped with them, so
+    an installed ``ketasim validate`` needs nothing outside the package."""
     p = Path(name)
-    if p.is_absolute():
-        return p
-    bases = ([path.parent] if path is not None else []) + _repo_roots()
-    for base in bases:
-        if (base / p).exists():
-            return base / p
-    raise _bad(path, f'scenario_file: "{name}" was not found (looked in '
-               f"{', '.join(str(b) for b in bases)})")
+    base = path.parent if path is not None else Path.cwd()
+    full = p if p.is_absolute() else base / p
+    if not full.exists():
+        raise _bad(path, f'scenario_file: "{name}" was not found (looked in {base})')
+    return full
 
 
 def _read_case(path: Path) -> dict[str, Any]:
@@ -337,7 +342,34 @@ def parse_case(raw: dict[str, Any], path: Path | None = None,
     return Case(raw["id"].strip(), " ".join(raw["claim"].split()),
                 " ".join(raw["source"].split()), scenario,
                 [parse_check(c, path, k) for k, c in enumerate(checks)],
-                " ".join(str(raw.get("notes", "")).split()), path)
+                " ".join(str(raw.get("notes", "")).split()), path,
+                _published(raw["published"], path) if "published" in raw else None)
+
+
+def _published(raw: Any, path: Path | None) -> Published:
+    keys = {"table", "row", "parameter", "finding"}
+    if not isinstance(raw, dict):
+        raise _bad(path, "published is not a table { table, row, parameter, finding }")
+    _closed(raw, keys, path, "published")
+    for key in ("table", "parameter", "finding"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise _bad(path, f"published.{key} is missing or empty")
+    row = raw.get("row")
+    if isinstance(row, bool) or not isinstance(row, int) or row < 1:
+        raise _bad(path, f"published.row: {row!r} is not a row number (1, 2, ...)")
+    return Published(raw["table"], row, raw["parameter"], raw["finding"])
+
+
+def published_table(table: str, cases: Iterable[Case] | None = None) -> list[Published]:
+    """The rows of a published ``table`` held by the cases (the packaged ones by default),
+    in row order; CaseError if two cases claim the same row."""
+    rows = sorted((c.published for c in (load_cases() if cases is None else cases)
+                   if c.published is not None and c.published.table == table),
+                  key=lambda p: p.row)
+    for a, b in itertools.pairwise(rows):
+        if a.row == b.row:
+            raise CaseError(f"{table}: two cases give row {a.row}")
+    return rows
 
 
 def _resolve_scenario(raw: dict[str, Any], path: Path | None,
