@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 import ketasim
 from ketasim.analysis import table1 as t1
 from ketasim.cli import app
-from ketasim.experiments.endpoints import kaplan_meier, kaplan_meier_table, km_median
+from ketasim.experiments.endpoints import kaplan_meier_table
 from ketasim.result import SUMMARY_COLUMNS, RunResult
 from ketasim.scenario import default_scenario, load_scenario
+from ketasim.stats import kaplan_meier
 
 runner = CliRunner()
 
@@ -148,7 +149,7 @@ def test_whole_period_endpoints_are_rows_without_a_time(study: tuple[RunResult, 
     data, times = single.data, single.data["time"].values
     resp = data["response"].values[:, 0, :][data["arm"].values[:, 0] == "ketamine"]
     first = [times[np.argmax(r > 0.5)] if (r > 0.5).any() else times[-1] for r in resp]
-    med = km_median(kaplan_meier(np.array(first), resp.max(axis=1) > 0.5))
+    med = kaplan_meier(np.array(first), resp.max(axis=1) > 0.5).median()
     row = ends[(ends["arm"] == "ketamine") & (ends["period"] == 1)
                & (ends["statistic"] == "median_time_to_response")]
     assert row["unit"].iloc[0] == "h"

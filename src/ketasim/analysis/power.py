@@ -39,13 +39,9 @@ import pandas as pd
 
 from ketasim import units
 from ketasim.errors import ArgumentError
-from ketasim.experiments.endpoints import (
-    compare_crossover,
-    compare_parallel,
-    control_arm,
-    wilson,
-)
+from ketasim.experiments.endpoints import control_arm
 from ketasim.readouts import FIXED
+from ketasim.stats import compare_crossover, compare_parallel, wilson
 
 COLUMNS = ["n", "comparison", "power", "ci_low", "ci_high", "significant", "replicates",
            "mean_difference", "mean_cohens_d"]

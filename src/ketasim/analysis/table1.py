@@ -45,14 +45,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ketasim.experiments.endpoints import (
-    kaplan_meier,
-    km_median,
-    last_dose_h,
-    relapse_events,
-    wilson,
-)
+from ketasim.experiments.endpoints import last_dose_h, relapse_events
 from ketasim.result import RunResult
+from ketasim.stats import kaplan_meier, wilson
 from ketasim.units import format_hours
 from ketasim.validation.schema import published_table
 
@@ -285,7 +280,7 @@ def _course_rows(course: RunResult) -> dict[str, str]:
                     f"after the last of {count} (95% CI {_pct(lo)}-{_pct(hi)}, n={v.size})")
     dur, seen = relapse_events(sc, data, arm, 0)
     if dur.size:
-        med = km_median(kaplan_meier(dur, seen))
+        med = kaplan_meier(dur, seen).median()
         days = f"{med / 24:.0f} days" if np.isfinite(med) else (
             f"not reached by {np.nanmax(dur) / 24:.0f} days")
         out["Median Time to Relapse (After Repeated Infusions)"] = (
