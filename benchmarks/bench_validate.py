@@ -19,7 +19,7 @@ import time
 
 import pandas as pd
 
-from ketasim.analysis.validate import run_validation
+from ketasim.validation import run_validation
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ import copy
 import json
 import subprocess
 import sys
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -202,7 +201,7 @@ def test_out_is_a_file(small: Path, tmp_path: Path) -> None:
     out.write_text("x")
     res = runner.invoke(app, ["run", str(small), "--out", str(out)])
     assert res.exit_code == 2
-    assert lines(res.stderr) == [f"{out} exists and is not a directory"]
+    assert lines(res.stderr) == [f"--out: {out} exists and is not a directory"]
     assert out.read_text() == "x"
 
 
@@ -291,7 +290,7 @@ def test_existing_out_dir_refused_before_running(small: Path, tmp_path: Path,
     monkeypatch.setattr(ketasim, "run", no_run)
     res = runner.invoke(app, ["run", str(small), "--out", str(out)])
     assert res.exit_code == 2
-    assert lines(res.stderr) == [f"{out} exists; use --overwrite"]
+    assert lines(res.stderr) == [f"--out: {out} exists; use --overwrite"]
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
@@ -393,29 +392,27 @@ def test_progress_callback_protocol(small: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def _fake_validation(monkeypatch: pytest.MonkeyPatch, passed: list[bool]) -> None:
-    module = types.ModuleType("ketasim.analysis.validate")
+    from ketasim import validation
+    from ketasim.errors import ArgumentError
+    from ketasim.io import scorecard
 
-    def run_validation(names: object = None, progress: object = None, *,
-                       case: str | None = None) -> pd.DataFrame:
+    def run_validation(names: list[str] | None = None, progress: object = None, *,
+                       jobs: int = 1) -> pd.DataFrame:
         assert callable(progress)
         progress(0, total=1)
         table = pd.DataFrame({"case": [f"case{i}" for i in range(len(passed))],
                               "source": ["Zarate 2006"] * len(passed),
                               "expected": ["25-85 %"] * len(passed),
                               "simulated": [0.5] * len(passed), "passed": passed})
+        for name in names or []:
+            if name not in set(table["case"]):
+                raise ArgumentError("names", f'"{name}" is not a validation case')
         progress(1)
-        return table if case is None else table[table["case"] == case]
+        return table if names is None else table[table["case"].isin(names)]
 
-    module.run_validation = run_validation  # type: ignore[attr-defined]
-    module.render_html = lambda df: f"<html>{len(df)} checks</html>"  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "ketasim.analysis.validate", module)
-
-
-def test_validate_without_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "ketasim.analysis.validate", None)  # import fails
-    res = runner.invoke(app, ["validate"])
-    assert res.exit_code == 0
-    assert "no validation cases yet" in res.stdout
+    monkeypatch.setattr(validation, "run_validation", run_validation)
+    monkeypatch.setattr(scorecard, "render_html",
+                        lambda df, notes=None: f"<html>{len(df)} checks</html>")
 
 
 def test_validate_pass_and_fail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -442,6 +439,7 @@ def test_validate_pass_and_fail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 
     res = runner.invoke(app, ["validate", "--case", "nope"])
     assert res.exit_code == 2 and len(lines(res.stderr)) == 1
+    assert res.stderr.startswith('--case: "nope" is not a validation case')
 
 
 def _capture_run(monkeypatch: pytest.MonkeyPatch) -> list[object]:
@@ -477,3 +475,13 @@ def test_confirm_large(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     res = runner.invoke(app, ["run", str(small), "--confirm-large"])
     assert res.exit_code == 0, res.output
     assert seen[0].population.size == 200000  # type: ignore[attr-defined]
+
+
+def test_argument_error_is_worded_with_the_command_flags() -> None:
+    from ketasim.errors import ArgumentError
+
+    err = ArgumentError("out", "/x exists; use overwrite=True")
+    assert str(err) == "out: /x exists; use overwrite=True" and isinstance(err, ValueError)
+    assert err.worded({"out": "--out", "overwrite=True": "--overwrite"}) == \
+        "--out: /x exists; use --overwrite"
+    assert err.worded({}) == str(err)

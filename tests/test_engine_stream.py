@@ -167,7 +167,7 @@ def test_streamed_run_matches_unchunked(tmp_path: Path,
     assert not (tmp_path / "out" / "subjects.parquet").exists()
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["subjects_parquet"].startswith("skipped: a streamed run")
-    with pytest.raises(KetasimError, match="--subjects"):
+    with pytest.raises(KetasimError, match=r"subjects: .*keep_subjects=True"):
         write_results(sample, tmp_path / "out2", subjects=True)
     assert not (tmp_path / "out2").exists()
     monkeypatch.setattr(runner, "SAMPLE_SUBJECTS", 0)  # memory: no subject kept at all

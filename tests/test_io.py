@@ -136,7 +136,7 @@ def test_existing_directory_refused_then_overwritten(result: RunResult, tmp_path
     out = tmp_path / "res"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    with pytest.raises(KetasimError, match="exists; use --overwrite"):
+    with pytest.raises(KetasimError, match=r"out: .* exists; use overwrite=True"):
         write_results(result, out)
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "precious"

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from ketasim.analysis import power as pw
 from ketasim.cli import app
-from ketasim.errors import KetasimError
+from ketasim.errors import ArgumentError, KetasimError
 from ketasim.experiments.run import cohorts
 from ketasim.scenario import load_scenario
 from scenario_text import KETAMINE_VS_SALINE
@@ -127,9 +127,25 @@ def test_replicates_are_disjoint_and_balanced() -> None:
 
 def test_parse_sizes() -> None:
     assert pw.parse_sizes("40, 10,20") == [10, 20, 40]
-    for bad in ("1,10", "10,x", "10,10", "0"):
-        with pytest.raises(KetasimError):
+    for bad in ("1,10", "10,x", "10,10", "0", ""):
+        with pytest.raises(ArgumentError, match=r"^sizes: ") as err:
             pw.parse_sizes(bad)
+        assert err.value.argument == "sizes" and isinstance(err.value, KetasimError)
+
+
+def test_library_errors_name_the_argument_and_the_cli_its_flag() -> None:
+    sc = _scenario()
+    with pytest.raises(ArgumentError, match=r"^endpoint.time: "):
+        pw.check(sc, [10], 5, pw.Endpoint(time="30 d"))
+    with pytest.raises(ArgumentError, match=r"^replicates: "):
+        pw.check(sc, [10], 0, pw.Endpoint())
+    with pytest.raises(ArgumentError, match=r"^batch: "):
+        pw.power(sc, [4], 2, batch=0, simulate=FakeSim(effect=-1))
+    for args, flag in ((["--n", "1,10"], "--n: "), (["--time", "30 d"], "--time: "),
+                       (["--alpha", "2"], "--alpha: "), (["--batch", "0"], "--batch: "),
+                       (["--replicates", "0"], "--replicates: ")):
+        res = runner.invoke(app, ["power", *args])
+        assert res.exit_code == 2 and res.stderr.startswith(flag), (args, res.stderr)
 
 
 def test_single_group_tests_the_readout_against_zero() -> None:

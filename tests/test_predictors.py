@@ -12,8 +12,15 @@ import xarray as xr
 from scipy import stats
 from typer.testing import CliRunner
 
-from ketasim.analysis.predictors import auc, bootstrap_ci, delong_ci, predictor_table
+from ketasim.analysis.predictors import (
+    auc,
+    bootstrap_ci,
+    delong_ci,
+    predictor_table,
+    predictors,
+)
 from ketasim.cli import app
+from ketasim.errors import ArgumentError
 from ketasim.scenario import load_scenario
 from scenario_text import KETAMINE_VS_SALINE
 
@@ -130,6 +137,7 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     for args in (["--bootstrap", "-1"], ["--subjects", "1"]):
         res = runner.invoke(app, ["predictors", *args])
         assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
+        assert res.stderr.startswith(args[0] + ": "), res.stderr
     path = tmp_path / "rat.toml"
     path.write_text('name = "rat"\nspecies = "rat"\n[population]\nsize = 4\n'
                     '[[arms]]\nname = "ketamine"\n[[arms.doses]]\ndrug = "ketamine"\n'
@@ -137,4 +145,17 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
                     '[outputs]\ntimes = ["1 d"]\nreadouts = ["fst.immobility"]\n')
     res = runner.invoke(app, ["predictors", str(path)])
     assert res.exit_code == 2 and len(res.stderr.strip().splitlines()) == 1
-    assert "human" in res.stderr
+    assert "human" in res.stderr and res.stderr.startswith("scenario: ")
+
+
+def test_library_errors_name_the_argument() -> None:
+    sc = load_scenario({"name": "s", "species": "human", "population": {"size": 4},
+                        "design": {"type": "parallel"},
+                        "arms": [{"name": "ketamine", "doses": [
+                            {"drug": "ketamine", "amount": "0.5 mg/kg", "route": "iv_infusion",
+                             "duration": "40 min", "at": ["0 h"]}]}],
+                        "outputs": {"times": ["1 d"], "readouts": ["madrs"]}})
+    with pytest.raises(ArgumentError, match=r"^size: 1 is too few"):
+        predictors(sc, size=1, simulate=lambda *a, **k: None)
+    with pytest.raises(ArgumentError, match=r"^bootstrap: -1 "):
+        predictors(sc, bootstrap=-1, simulate=lambda *a, **k: None)

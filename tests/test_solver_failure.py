@@ -125,3 +125,45 @@ method = "reference"
     summary = pd.read_csv(out / "summary.csv")
     means = summary[(summary["arm"] == "ketamine") & (summary["statistic"] == "mean")]
     assert (means["n"] == N - 1).all() and means["value"].notna().all()
+
+
+def test_a_cohort_whose_every_subject_fails_is_a_simulation_error(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Every subject of the ketamine arm diverges: no result for that arm, so the run
+    raises SimulationError naming the cohort, and the command line says so in one line
+    (exit 2) and writes nothing."""
+    real = run_mod.parameter_matrix
+
+    def sabotaged(model: Any, subjects: pd.DataFrame, *a: Any, **k: Any) -> np.ndarray:
+        P = real(model, subjects, *a, **k)
+        if "esketamine_CL" in model.param_names:
+            P = P.copy()
+            P[model.param_index("esketamine_CL"), :] = -1e6
+        return P
+
+    monkeypatch.setattr(run_mod, "parameter_matrix", sabotaged)
+    with pytest.raises(ketasim.SimulationError, match='cohort "ketamine": all 3 subjects'):
+        ketasim.run(_scenario("reference"))
+    path = tmp_path / "s.toml"
+    path.write_text(f"""
+name = "every ketamine subject fails"
+species = "human"
+seed = 3
+[population]
+size = {N}
+condition = "healthy"
+[design]
+type = "parallel"
+follow_up = "1 d"
+""" + KETAMINE_VS_SALINE + """[outputs]
+times = ["40 min", "1 d"]
+readouts = ["plasma.ketamine"]
+[engine]
+method = "reference"
+""")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(app, ["run", str(path), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert len([ln for ln in res.stderr.splitlines() if ln.strip()]) == 1
+    assert res.stderr.startswith('cohort "ketamine": all 3 subjects failed')
+    assert res.stdout == "" and not out.exists()

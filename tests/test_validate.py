@@ -11,8 +11,10 @@ import pandas as pd
 import pytest
 
 import ketasim as ks
-from ketasim.analysis import validate as v
-from ketasim.errors import KetasimError
+from ketasim import validation as v
+from ketasim.errors import CaseError, KetasimError
+from ketasim.io.scorecard import render_html
+from ketasim.validation import runner, schema
 
 CASES = v.load_cases()
 
@@ -65,9 +67,9 @@ def test_case_keeps_populations_small(case: v.Case) -> None:
 
 def test_cases_are_data_not_code() -> None:
     """No case id appears in the runner: nothing is special-cased."""
-    source = Path(v.__file__).read_text(encoding="utf-8")
+    source = "".join(Path(m.__file__).read_text(encoding="utf-8") for m in (runner, schema))
     for c in CASES:
-        assert c.id not in source, f"case {c.id} is named in validate.py"
+        assert c.id not in source, f"case {c.id} is named in the runner or the schema"
 
 
 def test_shared_scenarios_run_once() -> None:
@@ -128,7 +130,7 @@ RODENT = """
 ])
 def test_bad_case_files_are_one_line_errors(tmp_path: Path, body: str, message: str) -> None:
     _write(tmp_path, "bad", body)
-    with pytest.raises(v.CaseError) as err:
+    with pytest.raises(CaseError) as err:
         v.load_cases(folder=tmp_path)
     assert message in str(err.value)
     assert "\n" not in str(err.value)
@@ -144,7 +146,7 @@ def test_unknown_case_name_lists_the_known_ones(tmp_path: Path) -> None:
 
 def test_overrides_deep_merge_and_reach_dotted_keys() -> None:
     base = {"a": {"b": 1, "c": [1, 2]}, "arms": [{"name": "x"}]}
-    out = v._deep_merge(base, {"a": {"c": [3]}, "arms.0.name": "y", "d.e": 2})
+    out = schema.deep_merge(base, {"a": {"c": [3]}, "arms.0.name": "y", "d.e": 2})
     assert out == {"a": {"b": 1, "c": [3]}, "arms": [{"name": "y"}], "d": {"e": 2}}
     assert base["arms"][0]["name"] == "x"
 
@@ -169,7 +171,7 @@ def _summary() -> pd.DataFrame:
 
 def _check(**kw: object) -> v.Check:
     raw = {"value": {"readout": "p_mtor", "arm": "ketamine", "time": "1 h"}, **kw}
-    return v._check(raw, None, 0)
+    return schema.parse_check(raw, None, 0)
 
 
 @pytest.mark.parametrize(("kw", "passed", "expected"), [
@@ -197,14 +199,14 @@ def test_evaluate_value_checks(kw: dict, passed: bool, expected: str) -> None:
 
 
 def test_evaluate_fractions_show_as_percent() -> None:
-    chk = v._check({"value": {"readout": "response", "arm": "ketamine", "time": "1 d"},
+    chk = schema.parse_check({"value": {"readout": "response", "arm": "ketamine", "time": "1 d"},
                     "expected": 0.35, "abs_tol": 0.1}, None, 0)
     exp, sim, ok, x, unit = v.evaluate(chk, _summary())
     assert (exp, sim, ok, x, unit) == ("35 % +- 10 pp", "30 %", True, 0.3, "fraction")
 
 
 def test_evaluate_between_arm_statistic() -> None:
-    chk = v._check({"value": {"readout": "p_mtor", "arm": "ketamine vs vehicle",
+    chk = schema.parse_check({"value": {"readout": "p_mtor", "arm": "ketamine vs vehicle",
                               "time": "1 h", "statistic": "cohens_d"}, "max": -0.5}, None, 0)
     exp, sim, ok, *_ = v.evaluate(chk, _summary())
     assert (exp, sim, ok) == ("d <= -0.50", "d -1.10", True)
@@ -213,36 +215,36 @@ def test_evaluate_between_arm_statistic() -> None:
 def test_evaluate_mean_over_a_window() -> None:
     """Trapezoid mean over 30 min-24 h of 150, 180, 120 % at 0.5, 1, 24 h:
     (0.5 (150 + 180) / 2 + 23 (180 + 120) / 2) / 23.5 = 150.3 %."""
-    chk = v._check({"value": {"readout": "p_mtor", "arm": "ketamine",
+    chk = schema.parse_check({"value": {"readout": "p_mtor", "arm": "ketamine",
                               "mean_over": ["30 min", "24 h"]}, "expected": 150.3,
                     "abs_tol": 0.1}, None, 0)
     exp, _sim, ok, x, _ = v.evaluate(chk, _summary())
     assert ok and x == pytest.approx((0.5 * 165 + 23 * 150) / 23.5)
     assert exp == "150 +- 0.10 % of baseline"
-    assert v._label(chk) == "p_mtor mean over 30 min-24 h, ketamine"
-    off = v._check({"value": {"readout": "p_mtor", "arm": "ketamine",
+    assert runner.check_label(chk) == "p_mtor mean over 30 min-24 h, ketamine"
+    off = schema.parse_check({"value": {"readout": "p_mtor", "arm": "ketamine",
                               "mean_over": ["0 min", "24 h"]}, "min": 1}, None, 0)
     with pytest.raises(KetasimError, match="needs output times at both ends"):
         v.evaluate(off, _summary())
     with pytest.raises(KetasimError, match="time or mean_over, not both"):
-        v._check({"value": {"readout": "p_mtor", "arm": "ketamine", "time": "1 h",
+        schema.parse_check({"value": {"readout": "p_mtor", "arm": "ketamine", "time": "1 h",
                             "mean_over": ["30 min", "24 h"]}, "min": 1}, None, 0)
 
 
 def test_evaluate_peak_and_crossing() -> None:
-    peak = v._check({"value": {"readout": "p_mtor", "arm": "ketamine"},
+    peak = schema.parse_check({"value": {"readout": "p_mtor", "arm": "ketamine"},
                      "peak_between": ["30 min", "2 h"]}, None, 0)
     exp, sim, ok, t, _ = v.evaluate(peak, _summary())
     assert ok and t == 1.0 and sim.startswith("peak at 1 h (180 %")
-    late = v._check({"value": {"readout": "p_mtor", "arm": "ketamine"},
+    late = schema.parse_check({"value": {"readout": "p_mtor", "arm": "ketamine"},
                      "peak_between": ["12 h", "36 h"]}, None, 0)
     assert v.evaluate(late, _summary())[2] is False
-    cross = v._check({"value": {"readout": "relapse_free", "arm": "ketamine"},
+    cross = schema.parse_check({"value": {"readout": "relapse_free", "arm": "ketamine"},
                       "crosses": 0.5, "crossing_between": ["1 d", "3 d"]}, None, 0)
     exp, sim, ok, t, _ = v.evaluate(cross, _summary())
     assert ok and t == pytest.approx(24 + 48 * 0.1 / 0.4)
     assert exp == "falls to 50 % at 1 d-3 d"
-    never = v._check({"value": {"readout": "relapse_free", "arm": "ketamine"},
+    never = schema.parse_check({"value": {"readout": "relapse_free", "arm": "ketamine"},
                       "crosses": 0.1, "crossing_between": ["1 d", "3 d"]}, None, 0)
     exp, sim, ok, t, _ = v.evaluate(never, _summary())
     assert not ok and sim == "not by 3 d"
@@ -251,10 +253,10 @@ def test_evaluate_peak_and_crossing() -> None:
 def test_missing_values_fail_with_a_reason() -> None:
     case = v.Case("syn", "claim", "source [P]", {}, [
         _check(min=1),
-        v._check({"value": {"readout": "p_mtor", "arm": "nobody", "time": "1 h"}, "min": 1},
-                 None, 0),
-        v._check({"value": {"readout": "p_mtor", "arm": "ketamine", "time": "5 h"}, "min": 1},
-                 None, 0),
+        schema.parse_check({"value": {"readout": "p_mtor", "arm": "nobody", "time": "1 h"},
+                            "min": 1}, None, 0),
+        schema.parse_check({"value": {"readout": "p_mtor", "arm": "ketamine", "time": "5 h"},
+                            "min": 1}, None, 0),
     ])
     res = v.run_case(case, SimpleNamespace(summary=_summary()))
     assert [r.passed for r in res] == [True, False, False]
@@ -292,7 +294,7 @@ def test_runner_on_a_synthetic_case(tmp_path: Path) -> None:
     assert calls == [(0, 1), (1, None)], "two cases with one scenario run once"
     assert list(df["passed"]) == [True, True, False]
     assert df["simulated"].iloc[2].endswith(" s")
-    html = v.render_html(df)
+    html = render_html(df)
     assert html.startswith("<!DOCTYPE html>") and "FAIL" in html and "pass" in html
     assert "2 of 3 checks passed; 1 of 2 cases passed" in html
     one = v.run_validation(case="second", folder=tmp_path)
@@ -344,3 +346,63 @@ def test_the_whole_scorecard_passes() -> None:
     failed = df[~df["passed"].astype(bool)]
     assert failed.empty, "failing checks:\n" + failed[
         ["case", "check", "expected", "simulated"]].to_string()
+
+
+# ------------------------------------------------------------ shipped with the package
+
+
+def test_case_scenarios_ship_inside_the_package() -> None:
+    """Every scenario_file of a packaged case is a packaged file (an installed ketasim
+    validate needs no examples/ folder), and each examples/ copy of one is identical."""
+    package = schema.cases_dir().parent
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    used = set()
+    for path in sorted(schema.cases_dir().glob("*.toml")):
+        raw = schema.tomllib.loads(path.read_text(encoding="utf-8"))
+        if "scenario_file" in raw:
+            full = (path.parent / raw["scenario_file"]).resolve()
+            assert full.is_relative_to(package / "scenarios"), (path.name, full)
+            used.add(full)
+    assert len(used) >= 4
+    for full in sorted(package.glob("scenarios/*.toml")):
+        assert full.resolve() in used, f"{full.name} is shipped but no case uses it"
+        copy = examples / full.name
+        if copy.exists():
+            assert copy.read_bytes() == full.read_bytes(), f"examples/{full.name} differs"
+
+
+def test_cases_load_from_any_working_directory(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert [c.id for c in v.load_cases()] == [c.id for c in CASES]
+
+
+def test_seed_table_1_lives_in_the_seed_cases() -> None:
+    rows = v.published_table("seed Table 1")
+    assert [p.row for p in rows] == list(range(1, 8))
+    assert {c.id for c in CASES if c.published is not None} == {
+        "seed_t1_dose", "seed_t1_onset", "seed_t1_peak", "seed_t1_response_24h",
+        "seed_t1_repeated_response", "seed_t1_duration", "seed_t1_relapse"}
+
+
+@pytest.mark.parametrize(("published", "message"), [
+    ('"x"', "published is not a table"),
+    ('{ table = "T", row = 0, parameter = "p", finding = "f" }', "published.row: 0"),
+    ('{ table = "T", row = 1, parameter = "p" }', "published.finding is missing"),
+    ('{ table = "T", row = 1, parameter = "p", finding = "f", x = 1 }', '"x" is not a known'),
+])
+def test_bad_published_row(published: str, message: str) -> None:
+    raw = schema.tomllib.loads(f"published = {published}")
+    with pytest.raises(CaseError, match=re.escape(message)):
+        schema.parse_case({"id": "a", "claim": "c", "source": "s", "scenario": {},
+                           "checks": [{"value": {"readout": "madrs", "arm": "k",
+                                                 "time": "1 d"}, "min": 1}], **raw})
+
+
+def test_two_cases_on_one_published_row() -> None:
+    one = v.Published("T", 1, "p", "f")
+    cases = [v.Case("a", "c", "s", {}, [], published=one),
+             v.Case("b", "c", "s", {}, [], published=one)]
+    with pytest.raises(CaseError, match="two cases give row 1"):
+        v.published_table("T", cases)
+

@@ -17,7 +17,16 @@ from typing import Any
 
 from ketasim._version import __version__
 from ketasim.catalog import Catalog, catalog
-from ketasim.errors import CatalogError, KetasimError, ScenarioError, SimulationError
+from ketasim.errors import (
+    ArgumentError,
+    CaseError,
+    CatalogError,
+    KetasimError,
+    SBMLExportError,
+    ScenarioError,
+    SimulationError,
+    WorkerLostError,
+)
 from ketasim.result import RunResult
 
 
@@ -74,7 +83,8 @@ def write_results(result: RunResult, out: Any, overwrite: bool = False,
 
 
 __all__ = [
-    "Catalog", "CatalogError", "KetasimError", "RunResult", "ScenarioError", "SimulationError",
+    "ArgumentError", "CaseError", "Catalog", "CatalogError", "KetasimError", "RunResult",
+    "SBMLExportError", "ScenarioError", "SimulationError", "WorkerLostError",
     "__version__", "catalog", "default_scenario", "load_scenario", "run", "run_default",
     "write_results",
 ]

@@ -28,10 +28,11 @@ import re
 import sys
 import threading
 import tomllib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich import box
@@ -39,7 +40,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ketasim._version import __version__
-from ketasim.errors import KetasimError, ScenarioError
+from ketasim.errors import ArgumentError, KetasimError, ScenarioError
 from ketasim.units import format_hours
 
 app = typer.Typer(
@@ -81,6 +82,34 @@ def _fail(message: object, code: int = 2) -> typer.Exit:
     line = " ".join(str(message).split())
     typer.echo(line, err=True)
     return typer.Exit(code)
+
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def user_errors(flags: Mapping[str, str] | None = None) -> Callable[[Command], Command]:
+    """Decorate a command: a KetasimError it raises is one line on stderr and exit status
+    2, never a traceback. ``flags`` maps the library's argument names (and ``name=value``
+    references in messages) to the command's flags: ``{"sizes": "--n"}``."""
+    names = dict(flags or {})
+
+    def wrap(command: Command) -> Command:
+        @functools.wraps(command)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except ArgumentError as exc:
+                raise _fail(exc.worded(names)) from None
+            except KetasimError as exc:
+                raise _fail(exc) from None
+
+        return checked  # type: ignore[return-value]
+
+    return wrap
+
+
+RESULT_FLAGS = {"out": "--out", "overwrite=True": "--overwrite", "subjects": "--subjects",
+                "keep_subjects=True": "--subjects"}
 
 
 def _console() -> Console:
@@ -239,6 +268,7 @@ def _root(
 
 
 @app.command()
+@user_errors({**RESULT_FLAGS, "chunk_size": "--chunk-size"})
 def run(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in study set (the seed's crossover plus a "
@@ -278,39 +308,36 @@ def run(
     With --out, every finished chunk is kept in the folder until the results are written,
     so --resume continues a run that was stopped (same numbers as an uninterrupted run).
     """
-    try:
-        sc = _load_scenario(file, confirm_large)
-        if engine is not None:
-            data = sc.as_dict()
-            data.setdefault("engine", {})["method"] = engine
-            sc = _api("load_scenario")(data)
-        from ketasim.experiments import executor as ex
+    sc = _load_scenario(file, confirm_large)
+    if engine is not None:
+        data = sc.as_dict()
+        data.setdefault("engine", {})["method"] = engine
+        sc = _api("load_scenario")(data)
+    from ketasim.experiments import executor as ex
 
-        _check_run_options(jobs, chunk_size, resume, out)
-        checkpoint = ex.out_checkpoint(out, overwrite, resume) if out is not None else None
-        written: list[Path] = []
-        with ex.discard_on_error(checkpoint, keep=resume), \
-                ex.executor_for(jobs, cluster, scheduler,
-                                say=lambda m: typer.echo(m, err=True)) as pool:
-            options: dict[str, Any] = {
-                "executor": pool, "chunk_size": chunk_size, "checkpoint": checkpoint,
-                "keep_subjects": True if subjects else None}  # a streamed run keeps all
-            kwargs = {k: v for k, v in options.items() if v is not None}
-            simulate = functools.partial(_api("run"), **kwargs) if kwargs else _api("run")
-            with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-                if file is None:  # the default study set: the crossover plus the course
-                    from ketasim.analysis.table1 import run_default
+    _check_run_options(jobs, chunk_size, resume, out)
+    checkpoint = ex.out_checkpoint(out, overwrite, resume) if out is not None else None
+    written: list[Path] = []
+    with ex.discard_on_error(checkpoint, keep=resume), \
+            ex.executor_for(jobs, cluster, scheduler,
+                            say=lambda m: typer.echo(m, err=True)) as pool:
+        options: dict[str, Any] = {
+            "executor": pool, "chunk_size": chunk_size, "checkpoint": checkpoint,
+            "keep_subjects": True if subjects else None}  # a streamed run keeps all
+        kwargs = {k: v for k, v in options.items() if v is not None}
+        simulate = functools.partial(_api("run"), **kwargs) if kwargs else _api("run")
+        with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
+            if file is None:  # the default study set: the crossover plus the course
+                from ketasim.analysis.table1 import run_default
 
-                    result = run_default(progress, single=sc, simulate=simulate)
-                else:
-                    result = simulate(sc, progress=progress)
-            if out is not None:
-                from ketasim.io.results import write_results
+                result = run_default(progress, single=sc, simulate=simulate)
+            else:
+                result = simulate(sc, progress=progress)
+        if out is not None:
+            from ketasim.io.results import write_results
 
-                # the folder was checked above; what is in it now is this run's chunks
-                written = write_results(result, out, overwrite=True, subjects=subjects)
-    except KetasimError as exc:
-        raise _fail(exc) from None
+            # the folder was checked above; what is in it now is this run's chunks
+            written = write_results(result, out, overwrite=True, subjects=subjects)
 
     if fmt is Format.json:
         from ketasim.io.results import summary_records
@@ -521,8 +548,13 @@ def _frame_table(df: Any, title: str) -> Table:
 
 # ------------------------------------------------------------------------------ power
 
+POWER_FLAGS = {"sizes": "--n", "replicates": "--replicates", "endpoint.alpha": "--alpha",
+               "endpoint.time": "--time", "endpoint.readout": "--endpoint", "batch": "--batch",
+               "engine": "--engine", "sc": "scenario"}
+
 
 @app.command()
+@user_errors(POWER_FLAGS)
 def power(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in seed crossover.",
@@ -556,34 +588,25 @@ def power(
     scheduler: Scheduler = None,
 ) -> None:
     """Probability that the primary endpoint is significant, by trial size (simulated)."""
-    try:
-        from ketasim.analysis import power as pw
+    from ketasim.analysis import power as pw
 
-        sizes = pw.parse_sizes(n)
-        if replicates < 1:
-            raise KetasimError(f"--replicates: {replicates} is not a whole number >= 1")
-        if batch is not None and batch < 1:
-            raise KetasimError(f"--batch: {batch} is not a whole number >= 1")
-        if engine is not None and engine not in ("reference", "batched", "fast"):
-            raise KetasimError(f'--engine: "{engine}" is not an engine; use one of: '
-                               "reference, batched, fast")
-        sc = _load_scenario(file, confirm_large)
-        _check_readout(sc, endpoint, "--endpoint")
-        ep = pw.Endpoint(endpoint, time, alpha)
-        pw.check(sc, sizes, replicates, ep)
-        chosen = engine or pw.default_engine(sc)
-        if jobs < 1:
-            raise KetasimError(f"--jobs: {jobs} is not allowed; use a whole number >= 1")
-        from ketasim.experiments.executor import executor_for
+    sizes = pw.parse_sizes(n)
+    pw.check_run_options(engine, batch)
+    if jobs < 1:
+        raise KetasimError(f"--jobs: {jobs} is not allowed; use a whole number >= 1")
+    sc = _load_scenario(file, confirm_large)
+    _check_readout(sc, endpoint, "--endpoint")
+    ep = pw.Endpoint(endpoint, time, alpha)
+    pw.check(sc, sizes, replicates, ep)
+    chosen = engine or pw.default_engine(sc)
+    from ketasim.experiments.executor import executor_for
 
-        with executor_for(jobs, cluster, scheduler, say=lambda m: typer.echo(m, err=True)
-                          ) as pool, _RunProgress(enabled=Console(stderr=True).is_terminal,
-                                                  what="simulating trials") as progress:
-            table = pw.power(sc, sizes, replicates, ep, engine=chosen, batch=batch,
-                             progress=progress, simulate=_api("run"),
-                             **({"executor": pool} if pool is not None else {}))
-    except KetasimError as exc:
-        raise _fail(exc) from None
+    with executor_for(jobs, cluster, scheduler, say=lambda m: typer.echo(m, err=True)
+                      ) as pool, _RunProgress(enabled=Console(stderr=True).is_terminal,
+                                              what="simulating trials") as progress:
+        table = pw.power(sc, sizes, replicates, ep, engine=chosen, batch=batch,
+                         progress=progress, simulate=_api("run"),
+                         **({"executor": pool} if pool is not None else {}))
     if fmt is Format.json:
         typer.echo(json.dumps(_records(table)))
         return
@@ -632,8 +655,11 @@ def _check_readout(sc: Any, readout: str, option: str) -> None:
 
 # ------------------------------------------------------------------------- predictors
 
+PREDICTOR_FLAGS = {"bootstrap": "--bootstrap", "size": "--subjects", "sc": "scenario"}
+
 
 @app.command()
+@user_errors(PREDICTOR_FLAGS)
 def predictors(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file (human); none: the built-in seed crossover.",
@@ -647,17 +673,12 @@ def predictors(
     confirm_large: ConfirmLarge = False,
 ) -> None:
     """Rank baseline covariates and early readouts by how well they predict response."""
-    try:
-        if bootstrap < 0:
-            raise KetasimError(f"--bootstrap: {bootstrap} is not a whole number >= 0")
-        from ketasim.analysis.predictors import predictors as rank
+    from ketasim.analysis.predictors import predictors as rank
 
-        sc = _load_scenario(file, confirm_large)
-        with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-            table = rank(sc, bootstrap=bootstrap, progress=progress, simulate=_api("run"),
-                         size=subjects)
-    except KetasimError as exc:
-        raise _fail(exc) from None
+    sc = _load_scenario(file, confirm_large)
+    with _RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
+        table = rank(sc, bootstrap=bootstrap, progress=progress, simulate=_api("run"),
+                     size=subjects)
     if fmt is Format.json:
         typer.echo(json.dumps(_records(table)))
         return
@@ -698,21 +719,21 @@ def pd_frame(columns: dict[str, Any]) -> Any:
 
 
 @app.command()
+@user_errors()
 def drugs(
     name: Annotated[str | None, typer.Argument(
         help="A drug id or alias: show every value with its unit, source and tag.",
         show_default=False)] = None,
 ) -> None:
     """List the drug catalog, or show one drug in full."""
+    cat = _api("catalog")()
+    if name is None:
+        _console().print(_drug_list(cat))
+        return
     try:
-        cat = _api("catalog")()
-        if name is None:
-            _console().print(_drug_list(cat))
-            return
         drug = cat.drug(name)
     except KetasimError as exc:
-        hint = "; `ketasim drugs` lists the catalog" if name is not None else ""
-        raise _fail(f"{exc}{hint}") from None
+        raise KetasimError(f"{exc}; `ketasim drugs` lists the catalog") from None
     _print_drug(cat, drug)
 
 
@@ -836,6 +857,7 @@ def _print_drug(cat: Any, drug: Any) -> None:
 
 
 @app.command()
+@user_errors({**RESULT_FLAGS, "jobs": "--jobs", "names": "--case"})
 def validate(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o",
@@ -852,87 +874,44 @@ def validate(
     scheduler: Scheduler = None,
 ) -> None:
     """Compare the model with published results; exit 1 if any case fails."""
-    if jobs < 1:
-        raise _fail(KetasimError(f"--jobs: {jobs} is not allowed; use a whole number >= 1"))
-    try:
-        validation = importlib.import_module("ketasim.analysis.validate")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("ketasim.analysis.validate", "ketasim.analysis"):
-            raise
-        typer.echo("no validation cases yet")
-        return
-    if not hasattr(validation, "run_validation"):
-        typer.echo("no validation cases yet")
-        return
-    try:
-        if out is not None:
-            from ketasim.io.results import check_out_dir
+    from ketasim import validation
 
-            check_out_dir(out, overwrite)
-        table = _run_validation(validation.run_validation, case or None, jobs, cluster,
-                                scheduler)
-        if table is not None and len(table) and out is not None:
-            _write_scorecard(validation, table, out, overwrite)
-    except KetasimError as exc:
-        raise _fail(exc) from None
-    if table is None or not len(table):
-        typer.echo("no validation cases yet")
+    if jobs < 1:
+        raise ArgumentError("jobs", f"{jobs} is not allowed; use a whole number >= 1")
+    if out is not None:
+        from ketasim.io.results import check_out_dir
+
+        check_out_dir(out, overwrite)
+    from ketasim.experiments.executor import executor_for
+
+    with executor_for(jobs, cluster, scheduler, say=lambda m: typer.echo(m, err=True)
+                      ) as pool, \
+            _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
+        table = validation.run_validation(case or None, progress=bar, executor=pool)
+    if not len(table):
+        typer.echo("no validation cases")
         return
+    if out is not None:
+        _write_scorecard(table, out, overwrite)
     _console().print(_validation_table(table))
-    passed = table["passed"].astype(bool) if "passed" in table else None
-    n_fail = int((~passed).sum()) if passed is not None else 0
-    summary = f"{len(table) - n_fail} of {len(table)} checks passed"
-    if passed is not None and "case" in table:
-        by_case = passed.groupby(table["case"].astype(str), sort=False).all()
-        summary += f" ({int(by_case.sum())} of {len(by_case)} cases)"
-    typer.echo(summary)
+    passed = table["passed"].astype(bool)
+    n_fail = int((~passed).sum())
+    by_case = passed.groupby(table["case"].astype(str), sort=False).all()
+    typer.echo(f"{len(table) - n_fail} of {len(table)} checks passed "
+               f"({int(by_case.sum())} of {len(by_case)} cases)")
     if n_fail:
         raise typer.Exit(1)
 
 
-def _write_scorecard(validation: Any, table: Any, out: Path, overwrite: bool) -> None:
-    """validation.csv and, where the module renders one, validation.html: both or none."""
+def _write_scorecard(table: Any, out: Path, overwrite: bool) -> None:
+    """validation.csv and validation.html (with the cases' notes): both or none."""
+    from ketasim import validation
+    from ketasim.io import scorecard
     from ketasim.io.results import write_files
 
-    files = {"validation.csv": table.to_csv(index=False)}
-    if hasattr(validation, "render_html"):
-        files["validation.html"] = validation.render_html(table)
-    write_files(out, files, overwrite)
-
-
-def _run_validation(fn: Any, cases: list[str] | None, jobs: int = 1,
-                    cluster: str | None = None, scheduler: str | None = None) -> Any:
-    import inspect
-
-    from ketasim.experiments.executor import executor_for
-
-    params = inspect.signature(fn).parameters
-    kwargs: dict[str, Any] = {}
-    if cases and "names" in params:
-        kwargs["names"] = list(cases)
-    elif cases and len(cases) == 1 and "case" in params:
-        kwargs["case"] = cases[0]
-    if jobs != 1 and "jobs" in params:
-        kwargs["jobs"] = jobs
-    with executor_for(None, cluster, scheduler, say=lambda m: typer.echo(m, err=True)
-                      ) as pool, \
-            _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
-        if pool is not None:
-            if jobs != 1:
-                raise KetasimError("--jobs, --cluster and --scheduler: give only one of them")
-            kwargs["executor"] = pool
-        if "progress" in params:
-            kwargs["progress"] = bar
-        table = fn(**kwargs)
-    if cases and table is not None and "case" in table:
-        have = set(table["case"].astype(str))
-        for name in cases:
-            if name not in have:
-                known = ", ".join(dict.fromkeys(table["case"].astype(str)))
-                raise KetasimError(f'--case: "{name}" is not a validation case; '
-                                   f"use one of: {known}")
-        table = table[table["case"].astype(str).isin(cases)]
-    return table
+    notes = {c.id: c.notes for c in validation.load_cases()}
+    write_files(out, {"validation.csv": table.to_csv(index=False),
+                      "validation.html": scorecard.render_html(table, notes=notes)}, overwrite)
 
 
 def _validation_table(df: Any) -> Table:
@@ -954,8 +933,11 @@ def _validation_table(df: Any) -> Table:
 
 # ------------------------------------------------------------------------ export-sbml
 
+SBML_FLAGS = {"cohort": "--cohort", "subject": "--subject"}
+
 
 @app.command("export-sbml")
+@user_errors(SBML_FLAGS)
 def export_sbml(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in seed crossover.",
@@ -971,19 +953,13 @@ def export_sbml(
         "--overwrite", help="Replace an existing file.")] = False,
 ) -> None:
     """Write the model of one scenario subject, with its dosing as SBML events."""
-    try:
-        if out.exists() and not overwrite:
-            raise KetasimError(f"{out} exists; use --overwrite")
-        sc = _load_scenario(file, confirm_large=True)
-        from ketasim.io.sbml import export_scenario
+    if out.exists() and not overwrite:
+        raise KetasimError(f"--out: {out} exists; use --overwrite")
+    sc = _load_scenario(file, confirm_large=True)
+    from ketasim.io.sbml import export_scenario
 
-        which: int | str = int(cohort) if cohort.lstrip("-").isdigit() else cohort
-        try:
-            info = export_scenario(sc, out, subject=subject, cohort=which)
-        except (ValueError, IndexError) as exc:
-            raise KetasimError(str(exc)) from None
-    except KetasimError as exc:
-        raise _fail(exc) from None
+    which: int | str = int(cohort) if cohort.lstrip("-").isdigit() else cohort
+    info = export_scenario(sc, out, subject=subject, cohort=which)
     typer.echo(f"wrote {out}: {len(info.state_ids)} states, {len(info.readout_ids)} readouts, "
                f"{len(info.dose_parameters)} doses; SBML time 0 = ketasim time "
                f"{info.time_offset:g} h")

@@ -49,7 +49,7 @@ from pydantic import (
 
 from ketasim import units
 from ketasim.catalog import ROUTES, SPECIES, catalog
-from ketasim.errors import CatalogError, ScenarioError
+from ketasim.errors import ArgumentError, CatalogError, ScenarioError
 from ketasim.readouts import FIXED, lookup
 from ketasim.units import format_hours
 
@@ -903,7 +903,8 @@ def load_scenario(source: str | Path | dict[str, Any] | Scenario) -> Scenario:
         return _validate(source)
     if isinstance(source, str | Path):
         return _validate(_read_toml(Path(source)))
-    raise ValueError(f"source must be a TOML file path or a dict, not {type(source).__name__}")
+    raise ArgumentError("source", f"a {type(source).__name__} is not a TOML file path or a "
+                        "dict")
 
 
 @lru_cache(maxsize=1)

@@ -39,18 +39,15 @@ import numpy as np
 import pandas as pd
 
 from ketasim import units
-from ketasim.errors import KetasimError
-from ketasim.experiments.endpoints import (
-    compare_crossover,
-    compare_parallel,
-    control_arm,
-    wilson,
-)
+from ketasim.errors import ArgumentError
+from ketasim.experiments.endpoints import control_arm
 from ketasim.experiments.executor import run_tasks
 from ketasim.readouts import FIXED
+from ketasim.stats import compare_crossover, compare_parallel, wilson
 
 COLUMNS = ["n", "comparison", "power", "ci_low", "ci_high", "significant", "replicates",
            "mean_difference", "mean_cohens_d"]
+ENGINES = ("reference", "batched", "fast")  # "auto" would hide which engine counted
 BATCH_SUBJECTS = 1000  # subjects per simulation batch (per arm in parallel designs)
 _POWER_KEY = 0x504F5752  # "POWR": seeds of the batches
 
@@ -75,50 +72,62 @@ class Endpoint:
         return f"{self.readout} at {self.time}, two-sided alpha {self.alpha:g}"
 
 
-def parse_sizes(text: str) -> list[int]:
-    """``"10,20,40"`` -> [10, 20, 40]; KetasimError (one line) unless each is an integer
-    of at least 2."""
-    parts = [p.strip() for p in str(text).split(",")]
-    sizes = []
+def parse_sizes(sizes: str) -> list[int]:
+    """``"10,20,40"`` -> [10, 20, 40]; ArgumentError (``sizes``, one line) unless each is
+    an integer of at least 2."""
+    parts = [p.strip() for p in str(sizes).split(",")]
+    out: list[int] = []
     for p in parts:
         try:
             n = int(p)
         except ValueError:
-            raise KetasimError(f'--n: "{p}" is not a whole number; give sizes like '
-                               "10,20,40,80") from None
+            raise ArgumentError("sizes", f'"{p}" is not a whole number; give sizes like '
+                                "10,20,40,80") from None
         if n < 2:
-            raise KetasimError(f"--n: {n} is too small; a trial needs at least 2 subjects "
-                               "(per arm in parallel designs)")
-        if n in sizes:
-            raise KetasimError(f"--n: {n} is listed twice")
-        sizes.append(n)
-    if not sizes:
-        raise KetasimError("--n: no sizes given; e.g. --n 10,20,40,80")
-    return sorted(sizes)
+            raise ArgumentError("sizes", f"{n} is too small; a trial needs at least 2 "
+                                "subjects (per arm in parallel designs)")
+        if n in out:
+            raise ArgumentError("sizes", f"{n} is listed twice")
+        out.append(n)
+    if not out:
+        raise ArgumentError("sizes", "none given; e.g. 10,20,40,80")
+    return sorted(out)
 
 
 def check(sc: Any, sizes: Sequence[int], replicates: int, endpoint: Endpoint) -> None:
-    """KetasimError (one line) for options that cannot make a power analysis."""
+    """ArgumentError (one line, naming the argument) for arguments that cannot make a
+    power analysis of ``sc``."""
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
-        raise KetasimError(f"--replicates: {replicates} is not a whole number >= 1")
+        raise ArgumentError("replicates", f"{replicates} is not a whole number >= 1")
     if not 0 < endpoint.alpha < 1:
-        raise KetasimError(f"--alpha: {endpoint.alpha:g} is not in (0, 1)")
+        raise ArgumentError("endpoint.alpha", f"{endpoint.alpha:g} is not in (0, 1)")
     if not sizes or min(sizes) < 2:
-        raise KetasimError("--n: every size must be at least 2")
+        raise ArgumentError("sizes", "every size must be at least 2")
     try:
         t = endpoint.time_h
     except ValueError:
-        raise KetasimError(f'--time: "{endpoint.time}" is not a time; write it with units, '
-                           'e.g. "1 d" or "4 h"') from None
+        raise ArgumentError("endpoint.time", f'"{endpoint.time}" is not a time; write it with '
+                            'units, e.g. "1 d" or "4 h"') from None
     if t < 0 or t > sc.follow_up_h + 1e-9:
-        raise KetasimError(f'--time: "{endpoint.time}" is outside the follow-up '
-                           f"(0 to {sc.follow_up_h / 24:g} d)")
+        raise ArgumentError("endpoint.time", f'"{endpoint.time}" is outside the follow-up '
+                            f"(0 to {sc.follow_up_h / 24:g} d)")
     if sc.design.type == "single_group":
         if endpoint.fraction:
-            raise KetasimError(f'--endpoint: "{endpoint.readout}" needs a control arm; a '
-                               "single-group design can test a continuous readout against 0")
+            raise ArgumentError("endpoint.readout", f'"{endpoint.readout}" needs a control '
+                                "arm; a single-group design can test a continuous readout "
+                                "against 0")
     elif control_arm(sc) is None:
-        raise KetasimError("scenario: no control arm (vehicle or midazolam) to compare with")
+        raise ArgumentError("sc", "no control arm (vehicle or midazolam) to compare with")
+
+
+def check_run_options(engine: str | None = None, batch: int | None = None) -> None:
+    """ArgumentError for an ``engine`` or ``batch`` that :func:`power` cannot use."""
+    if engine is not None and engine not in ENGINES:
+        raise ArgumentError("engine", f'"{engine}" is not an engine; use one of: '
+                            + ", ".join(ENGINES))
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
+                              or batch < 1):
+        raise ArgumentError("batch", f"{batch} is not a whole number >= 1")
 
 
 def _batch_seed(seed: int, batch: int) -> int:
@@ -169,6 +178,7 @@ def power(sc: Any, sizes: Sequence[int], replicates: int, endpoint: Endpoint | N
     endpoint = endpoint or Endpoint()
     sizes = sorted(int(n) for n in sizes)
     check(sc, sizes, replicates, endpoint)
+    check_run_options(engine, batch)
     if simulate is None:
         from ketasim.experiments.run import run
 

@@ -36,7 +36,7 @@ import pandas as pd
 from scipy import stats
 
 from ketasim import units
-from ketasim.errors import KetasimError
+from ketasim.errors import ArgumentError
 from ketasim.experiments.endpoints import control_arm
 
 COLUMNS = ["target", "predictor", "kind", "auc", "ci_low", "ci_high", "direction",
@@ -101,12 +101,12 @@ def _scenario_for(sc: Any, size: int | None = None) -> Any:
     from ketasim.scenario import load_scenario
 
     if sc.species != "human":
-        raise KetasimError(f"scenario: predictors of response need a human trial; this "
-                           f"scenario is {sc.species}")
+        raise ArgumentError("sc", f"predictors of response need a human trial; this "
+                            f"scenario is {sc.species}")
     data = copy.deepcopy(sc.as_dict())
     if size is not None:
         if size < 2:
-            raise KetasimError(f"--subjects: {size} is too few; use 2 or more")
+            raise ArgumentError("size", f"{size} is too few; use 2 or more")
         data["population"]["size"] = size
     times = list(data["outputs"]["times"])
     have = {units.hours(t) for t in times}
@@ -216,6 +216,8 @@ def predictors(sc: Any, bootstrap: int = 0, progress: Any = None,
                size: int | None = None) -> pd.DataFrame:
     """Run the scenario (with the outputs the candidates need; ``size`` replaces its
     population size) and rank the predictors."""
+    if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:
+        raise ArgumentError("bootstrap", f"{bootstrap} is not a whole number >= 0")
     if simulate is None:
         from ketasim.experiments.run import run
 
@@ -223,5 +225,5 @@ def predictors(sc: Any, bootstrap: int = 0, progress: Any = None,
     run_sc = _scenario_for(sc, size)
     result = simulate(run_sc, progress=progress)
     if "response" not in result.data:
-        raise KetasimError("scenario: the run has no response readout")
+        raise ArgumentError("sc", "the run has no response readout")
     return predictor_table(run_sc, result.data, bootstrap)

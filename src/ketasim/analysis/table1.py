@@ -45,26 +45,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ketasim.experiments.endpoints import (
-    kaplan_meier,
-    km_median,
-    last_dose_h,
-    relapse_events,
-    wilson,
-)
+from ketasim.experiments.endpoints import last_dose_h, relapse_events
 from ketasim.result import RunResult
+from ketasim.stats import kaplan_meier, wilson
 from ketasim.units import format_hours
+from ketasim.validation.schema import published_table
 
 COLUMNS = ["Study parameter", "Finding (published)", "Simulated"]
-PUBLISHED = {
-    "Dosage": "0.5 mg/kg infused over 40 minutes",
-    "Onset of Action": "Within 2-4 hours post-infusion",
-    "Peak Effect": "24 hours post-infusion",
-    "Response Rate (Single Infusion)": "25% to 85% at 24 hours",
-    "Response Rate (Repeated Infusions)": "~71% after six infusions",
-    "Duration of Effect (Single Infusion)": "7-14 days",
-    "Median Time to Relapse (After Repeated Infusions)": "18 days",
-}
+TABLE = "seed Table 1"  # the published values are the ``published`` rows of the seed cases
 ONSET_POINTS = -2.0
 DURATION_D = -0.2
 ALPHA = 0.05
@@ -262,7 +250,8 @@ def table1(single: RunResult, course: RunResult | None) -> pd.DataFrame:
             f"{_pct(frac)} at 24 h (95% CI {_pct(lo)}-{_pct(hi)}, n={n}; saline {_pct(other)})")
     if course is not None:
         sim.update(_course_rows(course))
-    rows = [(k, v, sim.get(k, "not simulated")) for k, v in PUBLISHED.items()]
+    rows = [(p.parameter, p.finding, sim.get(p.parameter, "not simulated"))
+            for p in published_table(TABLE)]
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -291,7 +280,7 @@ def _course_rows(course: RunResult) -> dict[str, str]:
                     f"after the last of {count} (95% CI {_pct(lo)}-{_pct(hi)}, n={v.size})")
     dur, seen = relapse_events(sc, data, arm, 0)
     if dur.size:
-        med = km_median(kaplan_meier(dur, seen))
+        med = kaplan_meier(dur, seen).median()
         days = f"{med / 24:.0f} days" if np.isfinite(med) else (
             f"not reached by {np.nanmax(dur) / 24:.0f} days")
         out["Median Time to Relapse (After Repeated Infusions)"] = (

@@ -55,22 +55,20 @@ empty (NaN) and ``unit`` "h" for times:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
 from ketasim.catalog import catalog
 from ketasim.readouts import FIXED
 from ketasim.result import SUMMARY_COLUMNS
+from ketasim.stats import compare_crossover, compare_parallel, kaplan_meier
 
 SAFETY = ("cadss", "sbp.change", "heart_rate.change")
 NUMERICAL_ZERO = 1e-6  # points, mmHg, beats/min: below this a safety readout is 0
 SCALES = ("madrs", "hamd17")
-Z95 = float(stats.norm.ppf(0.975))
 
 
 def control_arm(sc: Any) -> str | None:
@@ -85,7 +83,8 @@ def control_arm(sc: Any) -> str | None:
     return None
 
 
-def _is_fraction(readout: str) -> bool:
+def is_fraction(readout: str) -> bool:
+    """True for readouts summarised as a fraction of subjects (response, remission, ...)."""
     return readout in FIXED and FIXED[readout].kind == "fraction"
 
 
@@ -117,7 +116,7 @@ def summarise(sc: Any, data: xr.Dataset) -> pd.DataFrame:
                 for k, t in enumerate(times):
                     vals = da[sel, p_idx, k]
                     vals = vals[np.isfinite(vals)]
-                    if _is_fraction(r):
+                    if is_fraction(r):
                         stat = [("fraction", float(vals.mean()) if vals.size else np.nan)]
                     else:
                         stat = _continuous_rows(vals)
@@ -129,158 +128,6 @@ def summarise(sc: Any, data: xr.Dataset) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------- comparisons
-
-
-@dataclass
-class Comparison:
-    """One active-vs-control comparison at one time (see the module docstring)."""
-
-    difference: float = np.nan
-    cohens_d: float = np.nan
-    p_value: float = np.nan
-    ci_low: float = np.nan
-    ci_high: float = np.nan
-    n: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
-
-    def rows(self) -> list[tuple[str, float]]:
-        out = [("difference", self.difference), ("cohens_d", self.cohens_d),
-               ("p_value", self.p_value), ("ci_low", self.ci_low), ("ci_high", self.ci_high)]
-        return out + list(self.extra.items())
-
-
-def _degenerate(x: np.ndarray) -> bool:
-    """Constant to rounding: no meaningful test statistic."""
-    return x.size < 2 or float(np.std(x, ddof=1)) <= 1e-12 * max(1.0, float(np.abs(x).max()))
-
-
-def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion (NaN, NaN) for n = 0."""
-    if n <= 0:
-        return np.nan, np.nan
-    p = successes / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
-def nnt(difference: float) -> float:
-    """Number needed to treat: 1 / (risk difference); NaN when the difference is 0."""
-    if not np.isfinite(difference) or difference == 0:
-        return np.nan
-    return float(1.0 / difference)
-
-
-def compare_parallel(a: np.ndarray, c: np.ndarray, fraction: bool = False,
-                     base_a: np.ndarray | None = None,
-                     base_c: np.ndarray | None = None) -> Comparison:
-    """Active ``a`` vs control ``c``, independent groups (NaNs dropped)."""
-    keep_a, keep_c = np.isfinite(a), np.isfinite(c)
-    a, c = a[keep_a], c[keep_c]
-    out = Comparison(n=int(a.size + c.size))
-    if not a.size or not c.size:
-        return out
-    out.difference = float(np.mean(a) - np.mean(c))
-    if fraction:
-        out.extra["nnt"] = nnt(out.difference)
-        sa, sc_ = int(np.rint(a.sum())), int(np.rint(c.sum()))
-        table = [[sa, a.size - sa], [sc_, c.size - sc_]]
-        out.p_value = float(stats.fisher_exact(table).pvalue)
-        la, ua = wilson(sa, a.size)
-        lc, uc = wilson(sc_, c.size)
-        pa, pc = sa / a.size, sc_ / c.size
-        out.ci_low = out.difference - float(np.sqrt((pa - la) ** 2 + (uc - pc) ** 2))
-        out.ci_high = out.difference + float(np.sqrt((ua - pa) ** 2 + (pc - lc) ** 2))
-    if a.size < 2 or c.size < 2:
-        return out
-    pooled = np.sqrt(((a.size - 1) * a.var(ddof=1) + (c.size - 1) * c.var(ddof=1))
-                     / (a.size + c.size - 2))
-    if pooled <= 1e-12 * max(1.0, float(np.abs(np.concatenate([a, c])).max())):
-        return out
-    out.cohens_d = float(out.difference / pooled)
-    if not fraction:
-        va, vc = a.var(ddof=1) / a.size, c.var(ddof=1) / c.size
-        se = float(np.sqrt(va + vc))
-        df = (va + vc) ** 2 / (va**2 / (a.size - 1) + vc**2 / (c.size - 1))
-        q = float(stats.t.ppf(0.975, df))
-        out.p_value = float(stats.ttest_ind(a, c, equal_var=False).pvalue)
-        out.ci_low, out.ci_high = out.difference - q * se, out.difference + q * se
-    if base_a is not None and base_c is not None:
-        out.extra.update(_ancova(a, c, base_a[keep_a], base_c[keep_c]))
-    return out
-
-
-def _ancova(a: np.ndarray, c: np.ndarray, ba: np.ndarray, bc: np.ndarray) -> dict[str, float]:
-    """Treatment effect and its p from OLS y ~ 1 + treated + baseline."""
-    y = np.concatenate([a, c])
-    b = np.concatenate([ba, bc])
-    keep = np.isfinite(b)
-    treated = np.concatenate([np.ones(a.size), np.zeros(c.size)])
-    y, b, treated = y[keep], b[keep], treated[keep]
-    df = y.size - 3
-    if df < 1 or _degenerate(b) or _degenerate(y):
-        return {"difference_ancova": np.nan, "p_ancova": np.nan}
-    X = np.column_stack([np.ones(y.size), treated, b])
-    beta, *_ = np.linalg.lstsq(X, y, rcond=None)
-    resid = y - X @ beta
-    s2 = float(resid @ resid) / df
-    cov = s2 * np.linalg.inv(X.T @ X)
-    se = float(np.sqrt(cov[1, 1]))
-    if se <= 0:
-        return {"difference_ancova": float(beta[1]), "p_ancova": np.nan}
-    p = float(2 * stats.t.sf(abs(beta[1] / se), df))
-    return {"difference_ancova": float(beta[1]), "p_ancova": p}
-
-
-def compare_crossover(y_a: np.ndarray, y_c: np.ndarray, a_first: np.ndarray,
-                      fraction: bool = False) -> Comparison:
-    """Two-period crossover: ``y_a``/``y_c`` each subject's value on the active/control arm,
-    ``a_first`` True where the subject had the active arm in period 1."""
-    keep = np.isfinite(y_a) & np.isfinite(y_c)
-    y_a, y_c, a_first = y_a[keep], y_c[keep], np.asarray(a_first, bool)[keep]
-    diff = y_a - y_c
-    out = Comparison(n=int(diff.size))
-    if not diff.size:
-        return out
-    out.difference = float(np.mean(diff))
-    if fraction:
-        out.extra["nnt"] = nnt(out.difference)
-        b = int(np.sum(diff > 0.5))  # responded on the active arm only
-        c = int(np.sum(diff < -0.5))
-        out.p_value = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
-        n = diff.size
-        se = float(np.sqrt(max((b + c) - (b - c) ** 2 / n, 0.0))) / n
-        out.ci_low, out.ci_high = out.difference - Z95 * se, out.difference + Z95 * se
-        if not _degenerate(diff):
-            out.cohens_d = float(np.mean(diff) / np.std(diff, ddof=1))
-        return out
-    if _degenerate(diff):
-        return out
-    out.cohens_d = float(np.mean(diff) / np.std(diff, ddof=1))
-    # period differences: AB subjects (a first) P1 - P2 = a - c; BA subjects = c - a
-    pd_ab, pd_ba = diff[a_first], -diff[~a_first]
-    n1, n2 = pd_ab.size, pd_ba.size
-    if n1 >= 2 and n2 >= 2:
-        est = 0.5 * (pd_ab.mean() - pd_ba.mean())
-        dof = n1 + n2 - 2
-        s2 = ((n1 - 1) * pd_ab.var(ddof=1) + (n2 - 1) * pd_ba.var(ddof=1)) / dof
-        se = 0.5 * float(np.sqrt(s2 * (1 / n1 + 1 / n2)))
-        out.extra["difference_adjusted"] = float(est)
-        # period 2 - period 1 (both sequences' P1 - P2 contain minus the period effect)
-        out.extra["period_effect"] = float(-0.5 * (pd_ab.mean() + pd_ba.mean()))
-        if se > 0:
-            q = float(stats.t.ppf(0.975, dof))
-            out.p_value = float(2 * stats.t.sf(abs(est / se), dof))
-            out.ci_low, out.ci_high = float(est - q * se), float(est + q * se)
-        return out
-    # one sequence (almost) empty: the period effect is confounded; paired t-test
-    n = diff.size
-    se = float(np.std(diff, ddof=1) / np.sqrt(n))
-    q = float(stats.t.ppf(0.975, n - 1))
-    out.p_value = float(stats.ttest_1samp(diff, 0.0).pvalue)
-    out.ci_low, out.ci_high = out.difference - q * se, out.difference + q * se
-    return out
 
 
 def crossover_arrays(data: xr.Dataset, readout: str, k: int, arm: str, ctrl: str,
@@ -320,7 +167,7 @@ def _between_arms(sc: Any, data: xr.Dataset, r: str, ok: np.ndarray,
     arm_of = data["arm"].values[ok]
     times = data["time"].values
     crossover = sc.design.type == "crossover"
-    fraction = _is_fraction(r)
+    fraction = is_fraction(r)
     base = baseline_of(data, r) if not crossover else None
     base = base[ok] if base is not None else None
     for arm in (a.name for a in sc.arms if a.name != ctrl):
@@ -338,47 +185,7 @@ def _between_arms(sc: Any, data: xr.Dataset, r: str, ok: np.ndarray,
     return rows
 
 
-# -------------------------------------------------------------------- Kaplan-Meier
-
-
-def kaplan_meier(durations: np.ndarray, events: np.ndarray) -> pd.DataFrame:
-    """Kaplan-Meier estimate: one row per distinct event or censoring time.
-
-    Columns: ``time``, ``at_risk``, ``events``, ``censored``, ``survival`` (S just after
-    ``time``), ``se`` (Greenwood), ``lower``, ``upper`` (95 %, log(-log) transform).
-    Censored subjects at a time of events are at risk at that time (the usual convention).
-    """
-    d = np.asarray(durations, float)
-    e = np.asarray(events, bool)
-    keep = np.isfinite(d)
-    d, e = d[keep], e[keep]
-    rows = []
-    s, green = 1.0, 0.0
-    for t in np.unique(d):
-        at_risk = int(np.sum(d >= t))
-        ev = int(np.sum((d == t) & e))
-        cens = int(np.sum((d == t) & ~e))
-        if ev:
-            s *= 1.0 - ev / at_risk
-            green += ev / (at_risk * (at_risk - ev)) if at_risk > ev else np.inf
-        se = s * np.sqrt(green) if np.isfinite(green) else np.nan
-        lo, hi = _loglog_ci(s, green)
-        rows.append((float(t), at_risk, ev, cens, s, se, lo, hi))
-    return pd.DataFrame(rows, columns=["time", "at_risk", "events", "censored", "survival",
-                                       "se", "lower", "upper"])
-
-
-def _loglog_ci(s: float, green: float) -> tuple[float, float]:
-    if s <= 0 or s >= 1 or not np.isfinite(green) or green <= 0:
-        return (s, s) if s in (0.0, 1.0) else (np.nan, np.nan)
-    half = Z95 * np.sqrt(green) / abs(np.log(s))
-    return float(s ** np.exp(half)), float(s ** np.exp(-half))
-
-
-def km_median(table: pd.DataFrame) -> float:
-    """The smallest time at which survival is at or below 0.5; NaN if never."""
-    hit = table.loc[table["survival"] <= 0.5 + 1e-12, "time"]
-    return float(hit.iloc[0]) if len(hit) else np.nan
+# ------------------------------------------------------------------ time to event
 
 
 def first_event(flags: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -434,7 +241,8 @@ def relapse_events(sc: Any, data: xr.Dataset, arm: str, p_idx: int,
 def kaplan_meier_table(sc: Any, data: xr.Dataset) -> pd.DataFrame:
     """Kaplan-Meier curves of relapse among responders, per arm and period: columns
     ``arm, period, time_h`` (h from the start of the last dose), then those of
-    :func:`kaplan_meier`. Empty when the run has no responders or no response readout."""
+    :class:`ketasim.stats.KaplanMeier`. Empty when the run has no responders or no
+    response readout."""
     if "response" not in data and "relapse_free" not in data:
         return pd.DataFrame()
     frames = []
@@ -443,7 +251,7 @@ def kaplan_meier_table(sc: Any, data: xr.Dataset) -> pd.DataFrame:
             dur, seen = relapse_events(sc, data, str(arm), p_idx)
             if not dur.size:
                 continue
-            km = kaplan_meier(dur, seen)
+            km = pd.DataFrame(kaplan_meier(dur, seen).columns())
             km.insert(0, "period", int(period))
             km.insert(0, "arm", str(arm))
             frames.append(km.rename(columns={"time": "time_h"}))
@@ -460,14 +268,14 @@ def _period_endpoints(sc: Any, data: xr.Dataset, r: str, ok: np.ndarray, arm: st
     if r in ("response", "remission"):
         v = _arm_rows(data, ok, arm, p_idx, r)
         dur, hit = first_event(v, times)
-        km = kaplan_meier(dur, hit)
         n = int(np.isfinite(dur).sum())
-        rows.append((arm, period, r, nan, f"median_time_to_{r}", km_median(km), "h", n))
+        rows.append((arm, period, r, nan, f"median_time_to_{r}", kaplan_meier(dur, hit).median(),
+                     "h", n))
         rows.append((arm, period, r, nan, "fraction_ever",
                      float(hit.mean()) if hit.size else nan, "fraction", n))
     elif r == "relapse_free":
         dur, seen = relapse_events(sc, data, arm, p_idx, ok)
-        med = km_median(kaplan_meier(dur, seen)) if dur.size else nan
+        med = kaplan_meier(dur, seen).median() if dur.size else nan
         rows.append((arm, period, r, nan, "responders", float(dur.size), "subjects",
                      int(dur.size)))
         rows.append((arm, period, r, nan, "median_time_to_relapse", med, "h", int(dur.size)))

@@ -26,7 +26,7 @@ from ketasim.catalog import catalog
 from ketasim.engine import default_engine
 from ketasim.engine import get as get_engine
 from ketasim.engine.base import OK, Trajectories
-from ketasim.errors import ScenarioError
+from ketasim.errors import ArgumentError, ScenarioError, SimulationError
 from ketasim.experiments import lab, measures
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
@@ -294,7 +294,7 @@ def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = 
     streamed = chunk_size is not None or (sc.species == "human" and total > STREAM_ABOVE)
     chunk = int(chunk_size or CHUNK_SUBJECTS) if streamed else None
     if chunk is not None and chunk < 1:
-        raise ValueError(f"chunk_size must be at least 1, not {chunk}")
+        raise ArgumentError("chunk_size", f"{chunk} is not a whole number >= 1")
     keep = bool(keep_subjects) or sc.species != "human"  # lab statistics need every animal
     tasks = _tasks(sc, groups, chunk, keep)
     ckpt = None
@@ -314,9 +314,12 @@ def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = 
     worker = summarise_part if streamed else simulate_part
     outs = run_tasks(worker, [(*t, here) for t in tasks], executor, ckpt, done)
     if streamed:
-        result = _streamed_result(sc, outs, total, keep, int(chunk or 0))
+        result = _streamed_result(sc, groups, outs, total, keep, int(chunk or 0))
     else:
-        data = _measured(sc, xr.concat(list(outs), dim="subject"), population_spec(sc))
+        frames = list(outs)
+        for cohort, ds in zip(groups, frames, strict=True):
+            _check_not_all_failed(cohort, [(ds["status"].values, ds["message"].values)])
+        data = _measured(sc, xr.concat(frames, dim="subject"), population_spec(sc))
         extra = lab.group_statistics(sc, data) if sc.species != "human" else {}
         result = RunResult(sc, data, summarise(sc, data), _manifest(sc, data, 0.0),
                            extra_tables=dict(extra))
@@ -362,8 +365,11 @@ class PartSummary:
     """What a worker returns for a chunk of a streamed run: its summary accumulator and the
     subjects of it kept in ``RunResult.data``."""
 
+    cohort: str
     accumulator: Any  # stream.SummaryAccumulator
     kept: xr.Dataset
+    status: np.ndarray  # every subject's solver status and message
+    message: np.ndarray
 
 
 def summarise_part(sc: Any, part: Cohort, keep: int | None,
@@ -374,7 +380,19 @@ def summarise_part(sc: Any, part: Cohort, keep: int | None,
     ds = _measured(sc, simulate_part(sc, part, keep, progress), population_spec(sc))
     acc = SummaryAccumulator(sc)
     acc.add(ds)
-    return PartSummary(acc, ds if keep is None else ds.isel(subject=slice(0, keep)))
+    return PartSummary(part.name, acc, ds if keep is None else ds.isel(subject=slice(0, keep)),
+                       ds["status"].values, ds["message"].values)
+
+
+def _check_not_all_failed(cohort: Cohort, outcomes: list[tuple[np.ndarray, np.ndarray]]
+                          ) -> None:
+    """SimulationError when every subject of ``cohort`` failed to integrate: its arm would
+    have no result at all, so the run is not a result (one failing subject is a status)."""
+    status = np.concatenate([np.asarray(st) for st, _ in outcomes])
+    if status.size and not np.any(status == OK):
+        first = next((str(m) for _, msg in outcomes for m in msg if m), "no message")
+        raise SimulationError(f'cohort "{cohort.name}": all {status.size} subjects failed to '
+                              f"integrate (first: {first})")
 
 
 def _measured(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
@@ -386,19 +404,23 @@ def _measured(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
                            and data[v].dims[-1:] == ("time",)])
 
 
-def _streamed_result(sc: Any, outs: Iterable[PartSummary], total: int, keep: bool,
-                     chunk: int) -> RunResult:
+def _streamed_result(sc: Any, groups: list[Cohort], outs: Iterable[PartSummary], total: int,
+                     keep: bool, chunk: int) -> RunResult:
     """Merge the chunks' accumulators in chunk order; data: the subjects they kept."""
     from ketasim.experiments.stream import QUANTILE_SAMPLE, SummaryAccumulator
 
     acc = SummaryAccumulator(sc)
     frames: list[xr.Dataset] = []
     last: xr.Dataset | None = None
+    outcomes: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c.name: [] for c in groups}
     for out in outs:
         acc.merge(out.accumulator)
+        outcomes[out.cohort].append((out.status, out.message))
         last = out.kept
         if keep or out.kept.sizes["subject"]:
             frames.append(out.kept)
+    for cohort in groups:
+        _check_not_all_failed(cohort, outcomes[cohort.name])
     if not frames and last is not None:  # SAMPLE_SUBJECTS = 0: the structure, no subjects
         frames.append(last)
     data = xr.concat(frames, dim="subject")

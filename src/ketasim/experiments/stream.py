@@ -33,7 +33,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ketasim.experiments.endpoints import _is_fraction, control_arm
+from ketasim.experiments.endpoints import control_arm, is_fraction
 from ketasim.result import SUMMARY_COLUMNS
 
 QUANTILE_SAMPLE = 20_000  # subjects per cell whose values are kept for quantiles
@@ -151,7 +151,7 @@ class SummaryAccumulator:
         for r in self.readouts:
             da = np.asarray(data[r].values, dtype=float)[ok]
             self.units.setdefault(r, data[r].attrs.get("unit", ""))
-            quant = not _is_fraction(r)
+            quant = not is_fraction(r)
             for p_idx, period in enumerate(self.periods):
                 for arm in self.arms:
                     sel = arm_of[:, p_idx] == arm
@@ -201,7 +201,7 @@ class SummaryAccumulator:
                     for k, t in enumerate(times):
                         cell = self.cells[(r, period, arm, k)]
                         mo = cell.moments
-                        if _is_fraction(r):
+                        if is_fraction(r):
                             stat = [("fraction", mo.mean if mo.n else np.nan)]
                         elif mo.n == 0:
                             stat = [(s, np.nan) for s in ("mean", "sd", "median", "p05", "p95")]

@@ -23,6 +23,7 @@ import pandas as pd
 
 from ketasim.io.figures import arm_colors, esc, figure_html, html_table, new_figure, time_axis
 from ketasim.result import RunResult
+from ketasim.stats import km_median, wilson
 from ketasim.units import format_hours
 
 BAR_TIMES_H = (4.0, 24.0, 72.0, 168.0)
@@ -112,8 +113,6 @@ def _bar_times(times: np.ndarray) -> list[int]:
 
 
 def _response_bars(result: RunResult) -> str:
-    from ketasim.experiments.endpoints import wilson
-
     data = result.data
     what = [r for r in ("response", "remission") if r in data]
     if not what:
@@ -165,8 +164,6 @@ def _km_table(result: RunResult) -> tuple[pd.DataFrame, str]:
 
 
 def _km_figure(result: RunResult) -> str:
-    from ketasim.experiments.endpoints import km_median
-
     km, where = _km_table(result)
     if km.empty:
         return ""
@@ -187,7 +184,7 @@ def _km_figure(result: RunResult) -> str:
         ax.fill_between(t, lo, hi, step="post", color=col[arm], alpha=0.15, linewidth=0)
         cens = g[g["censored"] > 0]
         ax.plot(cens["time_h"] / 24.0, cens["survival"], "|", color=col[arm], markersize=8)
-        med = km_median(g.rename(columns={"time_h": "time"}))
+        med = km_median(g["time_h"].to_numpy(float), g["survival"].to_numpy(float))
         medians.append(f"{label}: {med / 24:.1f} d" if math.isfinite(med)
                        else f"{label}: not reached")
     ax.axhline(0.5, color="grey", linewidth=0.6, linestyle=":")

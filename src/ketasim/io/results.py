@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ketasim.errors import KetasimError
+from ketasim.errors import ArgumentError
 from ketasim.result import SUMMARY_COLUMNS, RunResult
 
 __all__ = ["SUBJECTS_ROW_LIMIT", "check_out_dir", "summary_records", "write_results"]
@@ -41,7 +41,7 @@ _RESERVED = {"summary", "subjects", "manifest", "report"}
 
 
 def check_out_dir(out: Path | str, overwrite: bool = False) -> Path:
-    """``out`` as a Path if results may be written there; KetasimError (one line) if not.
+    """``out`` as a Path if results may be written there; ArgumentError (one line) if not.
 
     A directory that does not exist or is empty is fine; a non-empty one only with
     ``overwrite``; a file never.
@@ -49,9 +49,9 @@ def check_out_dir(out: Path | str, overwrite: bool = False) -> Path:
     out = Path(out)
     if out.exists() or out.is_symlink():
         if not out.is_dir():
-            raise KetasimError(f"{out} exists and is not a directory")
+            raise ArgumentError("out", f"{out} exists and is not a directory")
         if not overwrite and any(out.iterdir()):
-            raise KetasimError(f"{out} exists; use --overwrite")
+            raise ArgumentError("out", f"{out} exists; use overwrite=True")
     return out
 
 
@@ -81,7 +81,7 @@ def write_results(result: RunResult, out: Path | str, overwrite: bool = False,
     """Write the result files into ``out`` (see the module docstring); return their paths.
 
     ``subjects``: True always writes ``subjects.parquet``, False never, None (default) when
-    it has at most :data:`SUBJECTS_ROW_LIMIT` rows. Raises KetasimError if ``out`` exists and
+    it has at most :data:`SUBJECTS_ROW_LIMIT` rows. Raises ArgumentError if ``out`` exists and
     is not empty and ``overwrite`` is false; nothing is written then.
     """
     return _write_atomically(out, overwrite, lambda tmp: _write_all(result, tmp, subjects))
@@ -115,9 +115,9 @@ def _write_all(result: RunResult, tmp: Path, subjects: bool | None) -> list[str]
     partial = total is not None and kept is not None and kept < total
     write_subjects = rows <= SUBJECTS_ROW_LIMIT if subjects is None else subjects
     if partial and subjects:
-        raise KetasimError(f"this run kept {kept} of {total} subjects in memory (streamed "
-                           "summaries); run it with --subjects (keep_subjects=True) to write "
-                           "subjects.parquet")
+        raise ArgumentError("subjects", f"this run kept {kept} of {total} subjects in memory "
+                            "(streamed summaries); run it with keep_subjects=True to write "
+                            "subjects.parquet")
     if partial:
         subjects_note = (f"skipped: a streamed run of {total} subjects keeps {kept} in memory; "
                          "use --subjects to keep and write them all")
@@ -159,7 +159,7 @@ def _swap(tmp: Path, out: Path, overwrite: bool) -> None:
     old: Path | None = None
     if out.exists():
         if any(out.iterdir()) and not overwrite:  # appeared while we were writing
-            raise KetasimError(f"{out} exists; use --overwrite")
+            raise ArgumentError("out", f"{out} exists; use overwrite=True")
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         out.rename(old / out.name)
     try:
@@ -205,7 +205,7 @@ def _plain(v: Any) -> Any:
 
 def write_files(out: Path | str, files: dict[str, str], overwrite: bool = False) -> list[Path]:
     """Write text ``files`` (name -> content) into ``out`` all at once, as
-    :func:`write_results` does. KetasimError if ``out`` is not empty and ``overwrite`` is
+    :func:`write_results` does. ArgumentError if ``out`` is not empty and ``overwrite`` is
     false."""
     def fill(tmp: Path) -> list[str]:
         for name, text in files.items():

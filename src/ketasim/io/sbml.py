@@ -40,7 +40,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
 
-from ketasim.errors import SBMLExportError
+from ketasim.errors import ArgumentError, SBMLExportError
 from ketasim.experiments.run import Cohort, PreparedCohort, cohorts, prepare_cohort
 from ketasim.model.compile import expand
 from ketasim.model.spec import ModelSpec
@@ -431,15 +431,16 @@ def subject_setup(scenario: Any, subject: int = 0, cohort: int | str = 0) -> Pre
     if isinstance(cohort, str):
         named = [g for g in groups if g.name == cohort]
         if not named:
-            raise ValueError(f"no cohort {cohort!r}; cohorts: {[g.name for g in groups]}")
+            raise ArgumentError("cohort", f"{cohort!r} is not a cohort; cohorts: "
+                                f"{[g.name for g in groups]}")
         group = named[0]
     else:
         if not 0 <= cohort < len(groups):
-            raise ValueError(f"cohort must be a name or an index in [0, {len(groups)}), not "
-                             f"{cohort}; cohorts: {[g.name for g in groups]}")
+            raise ArgumentError("cohort", f"{cohort} is not a name or an index in "
+                                f"[0, {len(groups)}); cohorts: {[g.name for g in groups]}")
         group = groups[cohort]
     if not 0 <= subject < len(group.subjects):
-        raise ValueError(f"subject must be in [0, {len(group.subjects)}), not {subject}")
+        raise ArgumentError("subject", f"{subject} is not in [0, {len(group.subjects)})")
     one = Cohort(group.name, group.subjects[subject:subject + 1], group.arms, group.offsets)
     return prepare_cohort(sc, one)
 

@@ -1,4 +1,5 @@
-"""Trial statistics against hand computations and reference implementations (no ODEs)."""
+"""Generic statistics (ketasim.stats) against hand computations and reference
+implementations: statsmodels and scipy as oracles (no ODEs)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from ketasim.experiments.endpoints import (
+from ketasim.experiments.endpoints import first_event
+from ketasim.stats import (
     compare_crossover,
     compare_parallel,
-    first_event,
     kaplan_meier,
     km_median,
+    newcombe,
     nnt,
     wilson,
 )
@@ -21,17 +23,22 @@ from ketasim.experiments.endpoints import (
 def test_kaplan_meier_matches_a_hand_computation() -> None:
     # times 1..5; censored at 2 and 4
     km = kaplan_meier(np.array([1, 2, 2, 3, 4, 5]), np.array([1, 1, 0, 1, 0, 1]))
-    assert km["time"].tolist() == [1, 2, 3, 4, 5]
-    assert km["at_risk"].tolist() == [6, 5, 3, 2, 1]
-    assert km["events"].tolist() == [1, 1, 1, 0, 1]
-    assert km["censored"].tolist() == [0, 1, 0, 1, 0]
+    assert km.time.tolist() == [1, 2, 3, 4, 5]
+    assert km.at_risk.tolist() == [6, 5, 3, 2, 1]
+    assert km.events.tolist() == [1, 1, 1, 0, 1]
+    assert km.censored.tolist() == [0, 1, 0, 1, 0]
     s = [5 / 6, 5 / 6 * 4 / 5, 5 / 6 * 4 / 5 * 2 / 3, 4 / 9, 0.0]
-    assert km["survival"].to_numpy() == pytest.approx(s)
+    assert km.survival == pytest.approx(s)
     # Greenwood at t = 2: S^2 (1/(6*5) + 1/(5*4))
-    assert km["se"].iloc[1] == pytest.approx(2 / 3 * np.sqrt(1 / 30 + 1 / 20))
-    assert km_median(km) == 3.0
-    assert (km["lower"] <= km["survival"] + 1e-12).all()
-    assert (km["upper"] >= km["survival"] - 1e-12).all()
+    assert km.se[1] == pytest.approx(2 / 3 * np.sqrt(1 / 30 + 1 / 20))
+    assert km.median() == km_median(km.time, km.survival) == 3.0
+    assert (km.lower <= km.survival + 1e-12).all()
+    assert (km.upper >= km.survival - 1e-12).all()
+    # log(-log) interval at t = 2 by hand: S^exp(+-z sqrt(G) / |log S|), G = sum d/(n(n-d))
+    g, s2 = 1 / 30 + 1 / 20, 2 / 3
+    half = 1.959963984540054 * np.sqrt(g) / abs(np.log(s2))
+    assert (km.lower[1], km.upper[1]) == pytest.approx((s2 ** np.exp(half),
+                                                         s2 ** np.exp(-half)))
 
 
 def test_kaplan_meier_agrees_with_statsmodels() -> None:
@@ -42,14 +49,15 @@ def test_kaplan_meier_agrees_with_statsmodels() -> None:
     e = rng.random(60) < 0.7
     km = kaplan_meier(t, e)
     ref = SurvfuncRight(t, e.astype(int))
-    at_events = km[km["events"] > 0]
-    assert at_events["time"].to_numpy() == pytest.approx(ref.surv_times)
-    assert at_events["survival"].to_numpy() == pytest.approx(ref.surv_prob)
-    assert at_events["se"].to_numpy() == pytest.approx(ref.surv_prob_se)
+    at_events = km.events > 0
+    assert km.time[at_events] == pytest.approx(ref.surv_times)
+    assert km.survival[at_events] == pytest.approx(ref.surv_prob)
+    assert km.se[at_events] == pytest.approx(ref.surv_prob_se)
+    assert km.median() == pytest.approx(ref.quantile(0.5))
 
 
 def test_median_not_reached_is_nan() -> None:
-    assert np.isnan(km_median(kaplan_meier(np.array([1.0, 2.0, 3.0]), np.array([1, 0, 0]))))
+    assert np.isnan(kaplan_meier(np.array([1.0, 2.0, 3.0]), np.array([1, 0, 0])).median())
 
 
 def test_first_event_times_and_censoring() -> None:
@@ -77,6 +85,27 @@ def test_wilson_interval_of_zero_events() -> None:
     lo, hi = wilson(0, 10)
     assert lo == 0.0
     assert hi == pytest.approx(1.959964**2 / (10 + 1.959964**2), rel=1e-6)
+
+
+@pytest.mark.parametrize(("k", "n"), [(0, 10), (3, 10), (10, 10), (17, 40), (1, 1)])
+def test_wilson_agrees_with_statsmodels(k: int, n: int) -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    assert wilson(k, n) == pytest.approx(proportion_confint(k, n, method="wilson"))
+    assert np.isnan(wilson(0, 0)).all()
+
+
+@pytest.mark.parametrize(("ka", "na", "kc", "nc"), [(6, 10, 2, 10), (0, 12, 5, 9),
+                                                     (30, 40, 30, 40), (12, 12, 0, 15)])
+def test_newcombe_agrees_with_statsmodels(ka: int, na: int, kc: int, nc: int) -> None:
+    from statsmodels.stats.proportion import confint_proportions_2indep
+
+    ref = confint_proportions_2indep(ka, na, kc, nc, method="newcomb", compare="diff")
+    assert newcombe(ka, na, kc, nc) == pytest.approx(ref)
+    a = np.r_[np.ones(ka), np.zeros(na - ka)]
+    c = np.r_[np.ones(kc), np.zeros(nc - kc)]
+    comp = compare_parallel(a, c, fraction=True)
+    assert (comp.ci_low, comp.ci_high) == pytest.approx(ref)
 
 
 def test_welch_comparison_agrees_with_scipy() -> None:
@@ -161,6 +190,10 @@ def test_mcnemar_for_paired_fractions() -> None:
     comp = compare_crossover(y_a, y_c, np.arange(12) % 2 == 0, fraction=True)
     assert comp.difference == pytest.approx(5 / 12)
     assert comp.p_value == pytest.approx(stats.binomtest(6, 7, 0.5).pvalue)
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    table = [[3, 6], [1, 2]]  # rows: active yes/no; columns: control yes/no
+    assert comp.p_value == pytest.approx(mcnemar(table, exact=True).pvalue)
     assert comp.extra["nnt"] == pytest.approx(12 / 5)
     assert comp.ci_low < comp.difference < comp.ci_high
 
