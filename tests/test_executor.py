@@ -182,7 +182,7 @@ def test_out_folder_states(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert ex.out_checkpoint(out) == out / ex.CHECKPOINT_DIR  # absent: fine
     (out / ex.CHECKPOINT_DIR).mkdir(parents=True)
-    with pytest.raises(KetasimError, match="holds an interrupted run; use --resume"):
+    with pytest.raises(KetasimError, match="holds an interrupted run; use resume=True"):
         ex.out_checkpoint(out)
     assert ex.out_checkpoint(out, resume=True).is_dir()
     ex.out_checkpoint(out, overwrite=True)
@@ -190,7 +190,7 @@ def test_out_folder_states(tmp_path: Path) -> None:
     (out / "summary.csv").write_text("x")
     with pytest.raises(KetasimError, match="holds finished results"):
         ex.out_checkpoint(out, resume=True)
-    with pytest.raises(KetasimError, match="exists; use --overwrite"):
+    with pytest.raises(KetasimError, match="exists; use overwrite=True"):
         ex.out_checkpoint(out)
 
 
@@ -200,7 +200,8 @@ def test_cli_refuses_bad_executor_options(tmp_path: Path) -> None:
             (["--cluster", "remote"], '--cluster: "remote" is not allowed; use local:N'),
             (["--chunk-size", "0"], "--chunk-size: 0 is not allowed"),
             (["--resume"], "--resume: give the --out folder of the interrupted run"),
-            (["--jobs", "2", "--cluster", "local:2"], "--jobs, --cluster and --scheduler")):
+            (["--jobs", "2", "--cluster", "local:2"],
+             "--jobs: give only one of jobs, cluster and scheduler")):
         res = CliRunner().invoke(app, ["run", "--format", "json", *args])
         assert res.exit_code == 2, (args, res.output)
         err = [ln for ln in res.stderr.splitlines() if ln.strip()]

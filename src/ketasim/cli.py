@@ -110,6 +110,9 @@ def user_errors(flags: Mapping[str, str] | None = None) -> Callable[[Command], C
 
 RESULT_FLAGS = {"out": "--out", "overwrite=True": "--overwrite", "subjects": "--subjects",
                 "keep_subjects=True": "--subjects"}
+EXECUTOR_FLAGS = {"jobs": "--jobs", "cluster": "--cluster", "scheduler": "--scheduler",
+                  "scheduler=ADDRESS": "--scheduler ADDRESS", "chunk_size": "--chunk-size",
+                  "resume=True": "--resume"}
 
 
 def _console() -> Console:
@@ -268,7 +271,7 @@ def _root(
 
 
 @app.command()
-@user_errors({**RESULT_FLAGS, "chunk_size": "--chunk-size"})
+@user_errors({**RESULT_FLAGS, **EXECUTOR_FLAGS})
 def run(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in study set (the seed's crossover plus a "
@@ -554,7 +557,7 @@ POWER_FLAGS = {"sizes": "--n", "replicates": "--replicates", "endpoint.alpha": "
 
 
 @app.command()
-@user_errors(POWER_FLAGS)
+@user_errors({**POWER_FLAGS, **EXECUTOR_FLAGS})
 def power(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in seed crossover.",
@@ -857,7 +860,7 @@ def _print_drug(cat: Any, drug: Any) -> None:
 
 
 @app.command()
-@user_errors({**RESULT_FLAGS, "jobs": "--jobs", "names": "--case"})
+@user_errors({**RESULT_FLAGS, **EXECUTOR_FLAGS, "names": "--case"})
 def validate(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o",
@@ -884,10 +887,13 @@ def validate(
         check_out_dir(out, overwrite)
     from ketasim.experiments.executor import executor_for
 
-    with executor_for(jobs, cluster, scheduler, say=lambda m: typer.echo(m, err=True)
+    if jobs > 1 and (cluster or scheduler):
+        raise ArgumentError("jobs", "give only one of jobs, cluster and scheduler")
+    with executor_for(None, cluster, scheduler, say=lambda m: typer.echo(m, err=True)
                       ) as pool, \
             _RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
-        table = validation.run_validation(case or None, progress=bar, executor=pool)
+        where: dict[str, Any] = {"executor": pool} if pool is not None else {}
+        table = validation.run_validation(case or None, progress=bar, jobs=jobs, **where)
     if not len(table):
         typer.echo("no validation cases")
         return

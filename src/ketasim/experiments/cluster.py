@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from typing import Any
 
-from ketasim.errors import KetasimError
+from ketasim.errors import ArgumentError, KetasimError
 from ketasim.experiments.executor import THREAD_VARIABLES
 
 __all__ = ["dask_executor", "parse_cluster"]
@@ -35,9 +35,9 @@ def parse_cluster(text: str) -> int:
     """``"local:N"`` -> N (workers on this machine); KetasimError (one line) otherwise."""
     m = LOCAL.fullmatch(str(text).strip())
     if m is None or int(m.group(1)) < 1:
-        raise KetasimError(f'--cluster: "{text}" is not allowed; use local:N (N >= 1 worker '
-                           "processes on this machine) or --scheduler ADDRESS for a running "
-                           "cluster")
+        raise ArgumentError("cluster", f'"{text}" is not allowed; use local:N (N >= 1 worker '
+                            "processes on this machine), or the address of a running "
+                            "scheduler as scheduler=ADDRESS")
     return int(m.group(1))
 
 
@@ -45,8 +45,7 @@ def _dask() -> Any:
     try:
         import distributed
     except ImportError:
-        raise KetasimError("--cluster and --scheduler need Dask: "
-                           "pip install 'ketasim[dask]'") from None
+        raise KetasimError("Dask is not installed: pip install 'ketasim[dask]'") from None
     return distributed
 
 
@@ -70,8 +69,8 @@ def dask_executor(cluster: str | None = None, scheduler: str | None = None,
                 client = stack.enter_context(distributed.Client(
                     scheduler, timeout=f"{CONNECT_TIMEOUT_S}s"))
             except (OSError, TimeoutError, ValueError) as exc:
-                raise KetasimError(f'--scheduler: cannot reach "{scheduler}" '
-                                   f"({' '.join(str(exc).split())})") from None
+                raise ArgumentError("scheduler", f'cannot reach "{scheduler}" '
+                                    f"({' '.join(str(exc).split())})") from None
         if say is not None:
             workers = len(client.scheduler_info().get("workers", {}))
             link = client.dashboard_link or "none (pip install bokeh for one)"

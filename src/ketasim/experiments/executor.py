@@ -40,7 +40,7 @@ from concurrent.futures import (
 from pathlib import Path
 from typing import Any
 
-from ketasim.errors import KetasimError, WorkerLostError
+from ketasim.errors import ArgumentError, KetasimError, WorkerLostError
 
 __all__ = ["CHECKPOINT_DIR", "Checkpoint", "discard_on_error", "executor_for", "limit_threads",
            "out_checkpoint", "run_tasks"]
@@ -114,16 +114,16 @@ def out_checkpoint(out: Path | str, overwrite: bool = False, resume: bool = Fals
     out = Path(out)
     folder = out / CHECKPOINT_DIR
     if out.exists() and not out.is_dir():
-        raise KetasimError(f"{out} exists and is not a directory")
+        raise ArgumentError("out", f"{out} exists and is not a directory")
     other = [p for p in out.iterdir() if p.name != CHECKPOINT_DIR] if out.is_dir() else []
     if other and not overwrite:
-        raise KetasimError(f"{out} holds finished results, not an interrupted run; use "
-                           "--overwrite to run again" if resume else
-                           f"{out} exists; use --overwrite")
+        raise ArgumentError("out", f"{out} holds finished results, not an interrupted run; "
+                            "use overwrite=True to run again" if resume else
+                            f"{out} exists; use overwrite=True")
     if folder.exists() and not resume:
         if not overwrite:
-            raise KetasimError(f"{out} holds an interrupted run; use --resume to continue it "
-                               "or --overwrite to start again")
+            raise ArgumentError("out", f"{out} holds an interrupted run; use resume=True to "
+                                "continue it or overwrite=True to start again")
         shutil.rmtree(folder)
     return folder
 
@@ -229,7 +229,7 @@ def executor_for(jobs: int | None = None, cluster: str | None = None,
     chosen = [x for x in (jobs if jobs and jobs > 1 else None, cluster, scheduler)
               if x is not None]
     if len(chosen) > 1:
-        raise KetasimError("--jobs, --cluster and --scheduler: give only one of them")
+        raise ArgumentError("jobs", "give only one of jobs, cluster and scheduler")
     if cluster is not None or scheduler is not None:
         from ketasim.experiments.cluster import dask_executor
 
