@@ -126,7 +126,7 @@ def test_report_figures_are_read_in_order() -> None:
             '</figure><p>x</p><figure><img src="https://elsewhere/x.png"><figcaption>remote'
             '</figcaption></figure><figure><img src="data:image/png;base64,BBB">'
             "<figcaption>second &amp; last</figcaption></figure>")
-    parser = jobs._Figures()
+    parser = jobs.ReportFigures()
     parser.feed(page)
     assert parser.found == [("", "data:image/png;base64,AAA", "first"),
                             ("", "data:image/png;base64,BBB", "second & last")]

@@ -245,12 +245,12 @@ class Job:
         path = self.file("report.html")
         if path is None:
             return []
-        parser = _Figures()
+        parser = ReportFigures()
         parser.feed(path.read_text(encoding="utf-8"))
         return sorted(parser.found, key=lambda f: f[0] == GENERIC_FIGURES)
 
 
-class _Figures(html.parser.HTMLParser):
+class ReportFigures(html.parser.HTMLParser):
     """Collects ``<figure><img src=...><figcaption>...</figcaption></figure>`` with the
     ``<h2>`` heading above each."""
 
