@@ -199,6 +199,20 @@ def test_kaplan_meier_matches_relapse_free(study: tuple[RunResult, RunResult]) -
 # ------------------------------------------------------- CLI, files and report
 
 
+def test_a_single_rating_time_draws_no_time_courses(study: tuple[RunResult, RunResult]
+                                                     ) -> None:
+    from ketasim.io.report import render_report
+
+    full = study[0]  # times 40 min, 2 h, 4 h, 1 d, 2 d, 3 d: keep 1 d only
+    s = full.summary
+    one = RunResult(full.scenario, full.data.isel(time=[3]),
+                    s[(s["time_h"] == 24.0) | s["time_h"].isna()], full.manifest)
+    page = render_report(one)
+    assert "Rating-scale trajectories" in render_report(full)
+    assert "Rating-scale trajectories" not in page and "Mean per arm (lines)" not in page
+    assert "One output time" in page and "Response (&gt;= 50 % fall" in page  # bars stay
+
+
 def test_table1_rules_travel_with_the_result(combined: RunResult) -> None:
     # the report shows them from the result: io never reads analysis modules
     rules = combined.notes["table1"]
