@@ -236,6 +236,13 @@ def test_cli_run_without_a_file_prints_table1(monkeypatch: pytest.MonkeyPatch,
     assert res.exit_code == 0, res.output
     assert "Table 1" in res.stdout and "Median Time to Relapse" in res.stdout
     assert "endpoints over each period" in res.stdout
+    # the headline: Table 1 first, then every readout 24 h after the dose; not every time
+    assert res.stdout.index("Table 1") < res.stdout.index("every readout at 1 d")
+    assert "madrs.change (points)" in res.stdout and "report.html" in res.stdout
+    verbose = runner.invoke(app, ["run", "--verbose"])
+    assert verbose.exit_code == 0, verbose.output
+    assert "every readout at 1 d" not in verbose.stdout and "Table 1" in verbose.stdout
+    assert len(res.stdout.splitlines()) < len(verbose.stdout.splitlines())
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"table1.csv", "course_summary.csv", "kaplan_meier.csv", "summary.csv",
             "report.html"} <= written

@@ -55,8 +55,13 @@ def run(
     engine: Annotated[str | None, typer.Option(
         "--engine", help="Override the scenario's [engine] method: auto, reference, "
         "batched or fast.", show_default=False)] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Print every readout at every output time (the whole "
+        "summary) instead of the headline.")] = False,
 ) -> None:
-    """Run a scenario and print its summary (and write the result files with --out)."""
+    """Run a scenario and print the headline: Table 1 where the run fills it, every readout
+    at the time of the primary endpoint, the whole-period endpoints, and where the full
+    tables and the report are (write them with --out)."""
     sc = scenario_arg(file, confirm_large)
     if engine is not None:
         data = sc.as_dict()
@@ -91,11 +96,48 @@ def run(
         if written:
             typer.echo(f"wrote {len(written)} files to {out}", err=True)
         return
-    _print_run(result, out, written)
+    _print_run(result, out, written, verbose)
 
 
-def _print_run(result: Any, out: Path | None, written: list[Path]) -> None:
+def _print_run(result: Any, out: Path | None, written: list[Path], verbose: bool) -> None:
+    """The header, then the headline (or with ``verbose`` every table), then where the
+    files are."""
     con = console()
+    _print_header(con, result)
+    t1 = result.extra_tables.get("table1") if result.extra_tables else None
+    endpoints = _endpoint_table(result)
+    if verbose:
+        for table in _summary_tables(result, con.width):
+            con.print(table)
+        if endpoints is not None:
+            con.print(endpoints)
+        if t1 is not None:
+            con.print(frame_table(t1, "Table 1: published values beside simulated ones"))
+    else:
+        if t1 is not None:
+            con.print(frame_table(t1, "Table 1: published values beside simulated ones"))
+        headline = _headline_table(result)
+        if headline is not None:
+            con.print(headline)
+        if endpoints is not None:
+            con.print(endpoints)
+    if written:
+        con.print(f"wrote {len(written)} files to {out}: "
+                  + ", ".join(p.name for p in written))
+    if not verbose:
+        con.print(_where_the_rest_is(out, written), style="dim")
+
+
+def _where_the_rest_is(out: Path | None, written: list[Path]) -> str:
+    if written and out is not None:
+        names = {p.name for p in written}
+        report = f"the report: {out / 'report.html'}; " if "report.html" in names else ""
+        return f"{report}every readout at every time: {out / 'summary.csv'} or --verbose"
+    return ("every readout at every time: --verbose; summary.csv, subjects.parquet, "
+            "manifest.json and report.html: --out DIR")
+
+
+def _print_header(con: Console, result: Any) -> None:
     sc = result.scenario
     m = result.manifest
     name = getattr(sc, "name", None) or "scenario"
@@ -113,27 +155,65 @@ def _print_run(result: Any, out: Path | None, written: list[Path]) -> None:
         facts.append(f"seed {m['seed']}")
     if facts:
         con.print(" | ".join(str(f) for f in facts), style="dim")
-    for table in _summary_tables(result, con.width):
-        con.print(table)
-    endpoints = _endpoint_table(result)
-    if endpoints is not None:
-        con.print(endpoints)
-    t1 = result.extra_tables.get("table1") if result.extra_tables else None
-    if t1 is not None:
-        con.print(frame_table(t1, "Table 1: published values beside simulated ones"))
-    if written:
-        con.print(f"wrote {len(written)} files to {out}: "
-                  + ", ".join(p.name for p in written))
 
 
 def _summary_tables(result: Any, width: int = 160) -> list[Table]:
     """One table per readout: rows = times, columns = arm (and period), then comparisons;
     where that is wider than ``width``, rows = (time, arm) with the comparison beside."""
+    tables = []
+    for title, view in _readout_views(result):
+        table, needed = _wide_table(title, view)
+        tables.append(table if needed <= width else _long_table(title, view))
+    return tables
+
+
+HEADLINE_AFTER_H = 24.0  # the primary endpoint of the field: 24 h after the (last) dose
+
+
+def _headline_time(result: Any, times: list[float]) -> float:
+    """The output time nearest :data:`HEADLINE_AFTER_H` after the start of the last dose of
+    any arm (24 h after a single dose; 24 h after the last of a course)."""
+    from ketasim.experiments.endpoints import last_dose_h
+
+    sc = result.scenario
+    last = max((last_dose_h(sc, a.name) for a in getattr(sc, "arms", ())), default=0.0)
+    target = last + HEADLINE_AFTER_H
+    return min(times, key=lambda t: (abs(t - target), t))
+
+
+def _headline_table(result: Any) -> Table | None:
+    """Every readout at the headline time (:func:`_headline_time`): rows = readouts,
+    columns = arm (and period), then the comparisons with the control arm."""
+    views = _readout_views(result)
+    times = sorted({t for _, v in views for t in v.times})
+    if not times:
+        return None
+    t = _headline_time(result, times)
+    groups = list(dict.fromkeys(g for _, v in views for g in v.groups))
+    comps = list(dict.fromkeys(c for _, v in views for c in v.comps))
+    label = views[0][1].label
+    table = Table(title=f"every readout at {format_hours(t)} (all times: --verbose)",
+                  title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("readout", no_wrap=True)
+    for arm, period in groups:
+        table.add_column(label(arm, period), justify="right", no_wrap=True)
+    for c in comps:
+        table.add_column(f"{c}: diff (p)", justify="right", no_wrap=True)
+    for title, v in views:
+        if t not in v.times:
+            continue
+        table.add_row(title, *[_cell(v.idx, arm, period, t, v.zero) for arm, period in groups],
+                      *[v.comparison(c, t) for c in comps])
+    return table
+
+
+def _readout_views(result: Any) -> list[tuple[str, _Readout]]:
+    """(title, view) of every readout in the summary with output times, in summary order."""
     s = result.summary
     if s is None or not len(s):
         return []
     s = s[s["time_h"].notna()]  # whole-period endpoints: _endpoint_table
-    tables = []
+    views = []
     crossover = s["period"].nunique() > 1
     for readout, rows in s.groupby("readout", sort=False):
         unit = str(rows["unit"].dropna().iloc[0]) if rows["unit"].notna().any() else ""
@@ -149,9 +229,8 @@ def _summary_tables(result: Any, width: int = 160) -> list[Table]:
                         comps=list(dict.fromkeys(rows.loc[between, "arm"])),
                         crossover=crossover,
                         zero=1e-9 * float(level) if level == level else 0.0)
-        table, needed = _wide_table(title, view)
-        tables.append(table if needed <= width else _long_table(title, view))
-    return tables
+        views.append((title, view))
+    return views
 
 
 @dataclass
