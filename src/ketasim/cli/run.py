@@ -105,22 +105,14 @@ def _print_run(result: Any, out: Path | None, written: list[Path], verbose: bool
     con = console()
     _print_header(con, result)
     t1 = result.extra_tables.get("table1") if result.extra_tables else None
+    table1 = (frame_table(t1, "Table 1: published values beside simulated ones")
+              if t1 is not None else None)
     endpoints = _endpoint_table(result)
-    if verbose:
-        for table in _summary_tables(result, con.width):
+    tables = ([*_summary_tables(result, con.width), endpoints, table1] if verbose
+              else [table1, _headline_table(result), endpoints])
+    for table in tables:
+        if table is not None:
             con.print(table)
-        if endpoints is not None:
-            con.print(endpoints)
-        if t1 is not None:
-            con.print(frame_table(t1, "Table 1: published values beside simulated ones"))
-    else:
-        if t1 is not None:
-            con.print(frame_table(t1, "Table 1: published values beside simulated ones"))
-        headline = _headline_table(result)
-        if headline is not None:
-            con.print(headline)
-        if endpoints is not None:
-            con.print(endpoints)
     if written:
         con.print(f"wrote {len(written)} files to {out}: "
                   + ", ".join(p.name for p in written))
