@@ -21,8 +21,6 @@ from ketasim.errors import KetasimError
 SPECIES_ORDER = ("human", "rat", "mouse")
 
 
-# ------------------------------------------------------------------------------ drugs
-
 
 @app.command()
 @user_errors()

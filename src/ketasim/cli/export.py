@@ -14,8 +14,6 @@ from ketasim.cli.app import (
 )
 from ketasim.errors import KetasimError
 
-# ------------------------------------------------------------------------ export-sbml
-
 SBML_FLAGS = {"cohort": "--cohort", "subject": "--subject"}
 
 

@@ -29,8 +29,6 @@ from ketasim.cli.app import (
 )
 from ketasim.units import format_hours
 
-# -------------------------------------------------------------------------------- run
-
 
 @app.command()
 @user_errors(RESULT_FLAGS)

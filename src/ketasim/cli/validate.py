@@ -20,8 +20,6 @@ from ketasim.cli.app import (
 )
 from ketasim.errors import ArgumentError
 
-# --------------------------------------------------------------------------- validate
-
 
 @app.command()
 @user_errors({**RESULT_FLAGS, "jobs": "--jobs", "names": "--case"})
