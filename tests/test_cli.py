@@ -353,6 +353,38 @@ def test_run_without_out_writes_nothing(small: Path, tmp_path: Path,
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.toml"]
     assert "response" in res.stdout and "madrs" in res.stdout
+    # the headline, then where the rest is
+    assert "every readout at 1 d" in res.stdout and "40 min" not in res.stdout
+    assert lines(res.stdout)[-1].startswith("every readout at every time: --verbose")
+    assert "--out DIR" in lines(res.stdout)[-1]
+
+
+def test_run_prints_the_headline_and_verbose_every_table(small: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    result = ketasim.run(ketasim.load_scenario(small))
+    monkeypatch.setattr(ketasim, "run", lambda sc, progress=None: result)
+    short = runner.invoke(app, ["run", str(small)])
+    full = runner.invoke(app, ["run", str(small), "--verbose"])
+    assert short.exit_code == full.exit_code == 0, short.output + full.output
+    # headline: one row per readout at the primary time (24 h after the dose)
+    head = flat(short.stdout)
+    assert "every readout at 1 d" in head and "ketamine vs saline: diff (p)" in head
+    for readout in ("plasma.ketamine (ng/mL)", "madrs (points)", "response (fraction)"):
+        assert readout in head
+    assert "endpoints over each period" in head
+    # verbose: today's tables, one per readout with every output time
+    text = flat(full.stdout)
+    assert "every readout at" not in text and "--verbose" not in text
+    for t in ("40 min", "4 h", "1 d"):
+        assert f" {t} " in text
+    assert len(lines(short.stdout)) < len(lines(full.stdout))
+    # with --out: where the report and the full summary are
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["run", str(small), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert flat(res.stdout).endswith(f"the report: {out / 'report.html'}; every readout at "
+                                     f"every time: {out / 'summary.csv'} or --verbose")
 
 
 def test_run_prints_table1_when_present(small: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -146,7 +146,7 @@ def test_cli_binds_to_localhost_and_warns_for_another_host(
     assert [c["host"] for c in calls] == ["127.0.0.1", "0.0.0.0"]
     assert calls[1]["port"] == 9000
     bad = CliRunner().invoke(app, ["dashboard", "--max-subjects", "0"])
-    assert bad.exit_code == 2 and bad.stderr.startswith("--max-subjects: 0")
+    assert bad.exit_code == 2 and bad.stderr.startswith("--max-subjects: 0 is not")
 
 
 # ------------------------------------------------------------------------ the browser

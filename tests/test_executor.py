@@ -199,7 +199,7 @@ def test_cli_refuses_bad_executor_options(tmp_path: Path) -> None:
             (["--jobs", "0"], "--jobs: 0 is not allowed; use a whole number >= 1"),
             (["--cluster", "remote"], '--cluster: "remote" is not allowed; use local:N'),
             (["--chunk-size", "0"], "--chunk-size: 0 is not allowed"),
-            (["--resume"], "--resume: give the --out folder of the interrupted run"),
+            (["--resume"], "--resume: give --out DIR, the folder of the interrupted run"),
             (["--jobs", "2", "--cluster", "local:2"],
              "--jobs: give only one of jobs, cluster and scheduler")):
         res = CliRunner().invoke(app, ["run", "--format", "json", *args])

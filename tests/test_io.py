@@ -253,3 +253,12 @@ def test_report_all_zero_concentrations_skips_pk_figure() -> None:
     res.summary = res.summary[~res.summary["readout"].str.contains(".", regex=False)]
     html = render_report(res)
     assert html.count("data:image/png;base64,") == 2
+
+
+def test_single_time_point_report_draws_no_time_courses() -> None:
+    res = make_result(crossover=False, times=(24.0,), extra=False)
+    html = render_report(res)
+    assert "data:image/png;base64," not in html  # no panel of single dots
+    assert "One output time: no time courses to draw" in html
+    assert "1 d" in html and "Per arm" in html  # the values are in the tables
+

@@ -199,6 +199,20 @@ def test_kaplan_meier_matches_relapse_free(study: tuple[RunResult, RunResult]) -
 # ------------------------------------------------------- CLI, files and report
 
 
+def test_a_single_rating_time_draws_no_time_courses(study: tuple[RunResult, RunResult]
+                                                     ) -> None:
+    from ketasim.io.report import render_report
+
+    full = study[0]  # times 40 min, 2 h, 4 h, 1 d, 2 d, 3 d: keep 1 d only
+    s = full.summary
+    one = RunResult(full.scenario, full.data.isel(time=[3]),
+                    s[(s["time_h"] == 24.0) | s["time_h"].isna()], full.manifest)
+    page = render_report(one)
+    assert "Rating-scale trajectories" in render_report(full)
+    assert "Rating-scale trajectories" not in page and "Mean per arm (lines)" not in page
+    assert "One output time" in page and "Response (&gt;= 50 % fall" in page  # bars stay
+
+
 def test_table1_rules_travel_with_the_result(combined: RunResult) -> None:
     # the report shows them from the result: io never reads analysis modules
     rules = combined.notes["table1"]
@@ -222,6 +236,13 @@ def test_cli_run_without_a_file_prints_table1(monkeypatch: pytest.MonkeyPatch,
     assert res.exit_code == 0, res.output
     assert "Table 1" in res.stdout and "Median Time to Relapse" in res.stdout
     assert "endpoints over each period" in res.stdout
+    # the headline: Table 1 first, then every readout 24 h after the dose; not every time
+    assert res.stdout.index("Table 1") < res.stdout.index("every readout at 1 d")
+    assert "madrs.change (points)" in res.stdout and "report.html" in res.stdout
+    verbose = runner.invoke(app, ["run", "--verbose"])
+    assert verbose.exit_code == 0, verbose.output
+    assert "every readout at 1 d" not in verbose.stdout and "Table 1" in verbose.stdout
+    assert len(res.stdout.splitlines()) < len(verbose.stdout.splitlines())
     written = {p.name for p in (tmp_path / "out").iterdir()}
     assert {"table1.csv", "course_summary.csv", "kaplan_meier.csv", "summary.csv",
             "report.html"} <= written

@@ -412,14 +412,19 @@ def render_report(result: RunResult) -> str:
     fractions = [r for r in readouts if r not in pk and _is_fraction(result, r)]
     others = [r for r in readouts if r not in pk and r not in fractions]
 
-    figures = [
-        _pk_figure(result, pk),
-        _panel_figure(result, others, "Mean per arm (lines) with a band of +/- 1 SD; "
-                      "each panel in its readout's unit"),
-        _panel_figure(result, fractions, "Fraction of subjects meeting each definition "
-                      "(response, remission, relapse-free)"),
-    ]
-    figures_html = "\n".join(f for f in figures if f) or '<p class="muted">Nothing to plot.</p>'
+    if result.data.sizes.get("time", 0) < 2:  # one output time: a time course is one dot
+        figures_html = ('<p class="muted">One output time: no time courses to draw; the '
+                        "values are in the tables below.</p>")
+    else:
+        figures = [
+            _pk_figure(result, pk),
+            _panel_figure(result, others, "Mean per arm (lines) with a band of +/- 1 SD; "
+                          "each panel in its readout's unit"),
+            _panel_figure(result, fractions, "Fraction of subjects meeting each definition "
+                          "(response, remission, relapse-free)"),
+        ]
+        figures_html = ("\n".join(f for f in figures if f)
+                        or '<p class="muted">Nothing to plot.</p>')
     version = result.manifest.get("ketasim_version", "")
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     scenario_json = html.escape(json.dumps(sc, indent=2, default=str))

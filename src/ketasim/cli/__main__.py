@@ -1,0 +1,5 @@
+"""``python -m ketasim.cli``."""
+
+from ketasim.cli.app import main
+
+main()
