@@ -363,7 +363,7 @@ def test_run_prints_the_headline_and_verbose_every_table(small: Path, tmp_path: 
                                                         monkeypatch: pytest.MonkeyPatch
                                                         ) -> None:
     result = ketasim.run(ketasim.load_scenario(small))
-    monkeypatch.setattr(ketasim, "run", lambda sc, progress=None: result)
+    monkeypatch.setattr(ketasim, "run", lambda sc, progress=None, **options: result)
     short = runner.invoke(app, ["run", str(small)])
     full = runner.invoke(app, ["run", str(small), "--verbose"])
     assert short.exit_code == full.exit_code == 0, short.output + full.output

@@ -231,7 +231,7 @@ def test_cli_run_without_a_file_prints_table1(monkeypatch: pytest.MonkeyPatch,
     cache = {r.scenario.name: r for r in study}
     monkeypatch.setattr(ketasim, "default_scenario", _single)
     monkeypatch.setattr(t1, "course_scenario", _course)
-    monkeypatch.setattr(ketasim, "run", lambda sc, progress=None: cache[sc.name])
+    monkeypatch.setattr(ketasim, "run", lambda sc, progress=None, **options: cache[sc.name])
     res = runner.invoke(app, ["run", "--out", str(tmp_path / "out")])
     assert res.exit_code == 0, res.output
     assert "Table 1" in res.stdout and "Median Time to Relapse" in res.stdout

@@ -25,6 +25,7 @@ from ketasim.errors import (
     SBMLExportError,
     ScenarioError,
     SimulationError,
+    WorkerLostError,
 )
 from ketasim.result import RunResult
 
@@ -43,20 +44,47 @@ def default_scenario() -> Any:
     return _default()
 
 
-def run(scenario: Any, progress: Any = None) -> RunResult:
+def run(scenario: Any, progress: Any = None, *, executor: Any = None,
+        chunk_size: int | None = None, checkpoint: Any = None,
+        keep_subjects: bool | None = None) -> RunResult:
     """Simulate a scenario (a Scenario, a dict or a path); return a RunResult.
 
-    ``progress`` is an optional callable ``progress(advance, total=None)``.
+    ``progress`` is an optional callable ``progress(advance, total=None)``. ``executor``:
+    any ``concurrent.futures.Executor`` (a process pool, Dask's ``client.get_executor()``)
+    runs the chunks of subjects (``chunk_size`` each; default: whole cohorts, or 10,000
+    subjects above 20,000 human subjects) in its workers, with the same numbers as a serial
+    run. ``checkpoint``: a folder that keeps finished chunks, so a run killed half-way
+    resumes from it. ``keep_subjects``: keep every subject of a chunked run in ``data``.
     """
     from ketasim.experiments.run import run as _run
 
     if not hasattr(scenario, "arms"):
         scenario = load_scenario(scenario)
-    return _run(scenario, progress)
+    return _run(scenario, progress, keep_subjects=keep_subjects, chunk_size=chunk_size,
+                executor=executor, checkpoint=checkpoint)
+
+
+def run_default(progress: Any = None, single: Any = None) -> RunResult:
+    """The built-in study set of ``ketasim run`` without a file: the seed's crossover
+    (``single``, default :func:`default_scenario`) plus the six-infusion course, with the
+    seed's Table 1 in ``extra_tables["table1"]``."""
+    from ketasim.analysis.table1 import run_default as _run_default
+
+    return _run_default(progress, single=single, simulate=run)
+
+
+def write_results(result: RunResult, out: Any, overwrite: bool = False,
+                  subjects: bool | None = None) -> list[Any]:
+    """Write summary.csv, subjects.parquet, manifest.json and report.html into the
+    directory ``out``, atomically (see :mod:`ketasim.io.results`); return the paths."""
+    from ketasim.io.results import write_results as _write
+
+    return _write(result, out, overwrite=overwrite, subjects=subjects)
 
 
 __all__ = [
     "ArgumentError", "CaseError", "Catalog", "CatalogError", "KetasimError", "RunResult",
-    "SBMLExportError", "ScenarioError", "SimulationError",
-    "__version__", "catalog", "default_scenario", "load_scenario", "run",
+    "SBMLExportError", "ScenarioError", "SimulationError", "WorkerLostError",
+    "__version__", "catalog", "default_scenario", "load_scenario", "run", "run_default",
+    "write_results",
 ]

@@ -73,3 +73,9 @@ class SBMLExportError(KetasimError):
 
 class CaseError(KetasimError):
     """A validation case file that cannot be read or does not follow the case format."""
+
+
+class WorkerLostError(SimulationError):
+    """A worker process died and its executor does not retry the task (a process pool), or
+    gave up after retries (Dask): the run stopped; the chunks it finished are kept, and a
+    resumed run (``--resume``) continues from them."""

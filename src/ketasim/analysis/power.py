@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ import pandas as pd
 from ketasim import units
 from ketasim.errors import ArgumentError
 from ketasim.experiments.endpoints import control_arm
+from ketasim.experiments.executor import run_tasks
 from ketasim.readouts import FIXED
 from ketasim.stats import compare_crossover, compare_parallel, wilson
 
@@ -163,12 +165,15 @@ def default_engine(sc: Any) -> str:
 def power(sc: Any, sizes: Sequence[int], replicates: int, endpoint: Endpoint | None = None,
           engine: str | None = None, batch: int | None = None,
           progress: Callable[..., Any] | None = None,
-          simulate: Callable[..., Any] | None = None) -> pd.DataFrame:
+          simulate: Callable[..., Any] | None = None,
+          executor: Executor | None = None) -> pd.DataFrame:
     """The power table (columns :data:`COLUMNS`, one row per size and comparison).
 
     ``batch``: replicates per simulation (default: about :data:`BATCH_SUBJECTS` subjects
     per run); ``engine`` overrides the scenario's; ``progress(advance, total=None)`` is
-    told about replicates; ``simulate`` replaces ``ketasim.run``.
+    told about replicates; ``simulate`` replaces ``ketasim.run``. ``executor`` (a process
+    pool, Dask's ``client.get_executor()``) runs the batches in its workers (``simulate``
+    must then be picklable); each batch has its own seed, so the table is the same.
     """
     endpoint = endpoint or Endpoint()
     sizes = sorted(int(n) for n in sizes)
@@ -185,23 +190,20 @@ def power(sc: Any, sizes: Sequence[int], replicates: int, endpoint: Endpoint | N
     per_batch = max(1, min(int(per_batch), replicates))
     ctrl = control_arm(sc)
     actives = [a.name for a in sc.arms if a.name != ctrl] if ctrl else [sc.arms[0].name]
-    outcomes: dict[tuple[int, str], list[tuple[bool, float, float]]] = {}
+    counts = [min(per_batch, replicates - lo) for lo in range(0, replicates, per_batch)]
+    tasks = [(Batch(sc, k, unit, b, endpoint, engine, tuple(sizes), tuple(actives), ctrl),
+              simulate) for b, k in enumerate(counts)]
     if callable(progress):
         progress(0, total=replicates)
-    done, b = 0, 0
-    while done < replicates:
-        k = min(per_batch, replicates - done)
-        bsc = _batch_scenario(sc, k * unit, _batch_seed(sc.seed, b), endpoint, engine)
-        result = simulate(bsc)
-        for rep in _split(bsc, result.data, k, unit, endpoint, ctrl):
-            for n in sizes:
-                for arm in actives:
-                    comp = _test(rep, n, arm, ctrl, crossover, endpoint)
-                    outcomes.setdefault((n, arm), []).append(comp)
-        done += k
-        b += 1
+
+    def done(i: int, _: Any) -> None:
         if callable(progress):
-            progress(k)
+            progress(counts[i])
+
+    outcomes: dict[tuple[int, str], list[tuple[bool, float, float]]] = {}
+    for got in run_tasks(power_batch, tasks, executor, done=done):  # in batch order
+        for key, comps in got.items():
+            outcomes.setdefault(key, []).extend(comps)
     rows = []
     for n in sizes:
         for arm in actives:
@@ -212,6 +214,39 @@ def power(sc: Any, sizes: Sequence[int], replicates: int, endpoint: Endpoint | N
             rows.append((n, label, sig / len(got), lo, hi, sig, len(got),
                          _mean([d for _, d, _ in got]), _mean([e for _, _, e in got])))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One simulation of ``k`` replicate trials of ``unit`` subjects (per arm), seeded by
+    its index ``b``: a task that any executor can run."""
+
+    sc: Any
+    k: int
+    unit: int
+    b: int
+    endpoint: Endpoint
+    engine: str | None
+    sizes: tuple[int, ...]
+    actives: tuple[str, ...]
+    ctrl: str | None
+
+
+def power_batch(batch: Batch, simulate: Callable[..., Any]
+                ) -> dict[tuple[int, str], list[tuple[bool, float, float]]]:
+    """(significant, difference, Cohen's d) of every replicate of a batch, by (size, arm)."""
+    sc, ep = batch.sc, batch.endpoint
+    bsc = _batch_scenario(sc, batch.k * batch.unit, _batch_seed(sc.seed, batch.b), ep,
+                          batch.engine)
+    result = simulate(bsc)
+    crossover = sc.design.type == "crossover"
+    out: dict[tuple[int, str], list[tuple[bool, float, float]]] = {}
+    for rep in _split(bsc, result.data, batch.k, batch.unit, ep, batch.ctrl):
+        for n in batch.sizes:
+            for arm in batch.actives:
+                out.setdefault((n, arm), []).append(
+                    _test(rep, n, arm, batch.ctrl, crossover, ep))
+    return out
 
 
 def _mean(x: list[float]) -> float:

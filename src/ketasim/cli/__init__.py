@@ -2,12 +2,17 @@
 
     ketasim run [FILE] [--out DIR] [--overwrite] [--format table|json]
                 [--subjects/--no-subjects] [--confirm-large] [--engine NAME]
+                [--jobs N | --cluster local:N | --scheduler ADDRESS] [--chunk-size N]
+                [--resume]
     ketasim power [FILE] [--n 10,20,40,80] [--replicates 200] [--endpoint madrs.change]
                   [--time "1 d"] [--alpha 0.05] [--engine fast] [--format table|json]
+                  [--jobs N | --cluster local:N | --scheduler ADDRESS]
     ketasim predictors [FILE] [--bootstrap 1000] [--subjects N] [--format table|json]
     ketasim drugs [NAME]
-    ketasim validate [--out DIR] [--case NAME]
+    ketasim validate [--out DIR] [--case NAME] [--jobs N | --cluster local:N |
+                     --scheduler ADDRESS]
     ketasim export-sbml [FILE] -o MODEL.xml [--cohort NAME|INDEX] [--subject K]
+    ketasim dashboard [--host 127.0.0.1] [--port 8080] [--max-subjects 1000] [--open]
 
 A user error (a bad scenario, an unknown drug, an output directory that is in the way) is
 one line on stderr and exit status 2, never a traceback; nothing is written then.
@@ -17,8 +22,9 @@ import importlib
 
 from ketasim.cli.app import app, main
 
-COMMAND_MODULES = ("run", "studies", "catalog", "validate", "export")  # --help lists them so
-for _name in COMMAND_MODULES:  # importing a command module registers its commands on app
+# --help lists them in this order; importing a command module registers its commands on app
+COMMAND_MODULES = ("run", "studies", "catalog", "validate", "export", "dashboard")
+for _name in COMMAND_MODULES:
     importlib.import_module(f"ketasim.cli.{_name}")
 
 __all__ = ["COMMAND_MODULES", "app", "main"]

@@ -45,9 +45,29 @@ RecordsFormat = Annotated[Format, typer.Option(
     "--format", "-f", help="stdout: a readable table, or JSON records.")]
 ConfirmLarge = Annotated[bool, typer.Option(
     "--confirm-large", help="Allow more than 100000 subjects in the scenario.")]
+# where the simulations run (run, power, validate): the same numbers wherever they run
+Jobs = Annotated[int, typer.Option(
+    "--jobs", "-j", help="Run the tasks (chunks, batches, scenarios) in this many worker "
+    "processes; same numbers as a serial run.")]
+Cluster = Annotated[str | None, typer.Option(
+    "--cluster", help="local:N: run on a Dask cluster of N workers on 127.0.0.1 "
+    "(pip install 'ketasim[dask]').", show_default=False)]
+Scheduler = Annotated[str | None, typer.Option(
+    "--scheduler", help="Run on the Dask scheduler at this address (tcp://HOST:8786); "
+    "see docs/distributed.md.", show_default=False)]
 
 
 # ---------------------------------------------------------------------------- helpers
+
+
+def say(message: str) -> None:
+    """A note for the user on stderr (the Dask dashboard's address)."""
+    typer.echo(message, err=True)
+
+
+def check_jobs(jobs: int) -> None:
+    if jobs < 1:
+        raise ArgumentError("jobs", f"{jobs} is not allowed; use a whole number >= 1")
 
 
 def fail(message: object, code: int = 2) -> typer.Exit:
@@ -81,6 +101,9 @@ def user_errors(flags: Mapping[str, str] | None = None) -> Callable[[Command], C
     return wrap
 
 
+EXECUTOR_FLAGS = {"jobs": "--jobs", "cluster": "--cluster", "scheduler": "--scheduler",
+                  "scheduler=ADDRESS": "--scheduler ADDRESS", "chunk_size": "--chunk-size",
+                  "resume": "--resume", "resume=True": "--resume", "out=DIR": "--out DIR"}
 RESULT_FLAGS = {"out": "--out", "overwrite=True": "--overwrite", "subjects": "--subjects",
                 "keep_subjects=True": "--subjects"}
 

@@ -3,6 +3,7 @@ files."""
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,24 +15,31 @@ from rich.console import Console
 from rich.table import Table
 
 from ketasim.cli.app import (
+    EXECUTOR_FLAGS,
     RESULT_FLAGS,
+    Cluster,
     ConfirmLarge,
     Format,
+    Jobs,
     RunProgress,
+    Scheduler,
     api,
     app,
+    check_jobs,
     console,
     fmt_number,
     fmt_p,
     frame_table,
+    say,
     scenario_arg,
     user_errors,
 )
+from ketasim.errors import ArgumentError
 from ketasim.units import format_hours
 
 
 @app.command()
-@user_errors(RESULT_FLAGS)
+@user_errors({**RESULT_FLAGS, **EXECUTOR_FLAGS})
 def run(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in study set (the seed's crossover plus a "
@@ -56,36 +64,53 @@ def run(
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Print every readout at every output time (the whole "
         "summary) instead of the headline.")] = False,
+    jobs: Jobs = 1,
+    cluster: Cluster = None,
+    scheduler: Scheduler = None,
+    chunk_size: Annotated[int | None, typer.Option(
+        "--chunk-size", help="Simulate in chunks of this many subjects and merge their "
+        "summaries (default: whole cohorts up to 20000 human subjects, else 10000).",
+        show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue the interrupted run in --out from its finished "
+        "chunks.")] = False,
 ) -> None:
     """Run a scenario and print the headline: Table 1 where the run fills it, every readout
     at the time of the primary endpoint, the whole-period endpoints, and where the full
-    tables and the report are (write them with --out)."""
+    tables and the report are (write them with --out).
+
+    With --out, every finished chunk is kept in the folder until the results are written,
+    so --resume continues a run that was stopped (same numbers as an uninterrupted run).
+    """
     sc = scenario_arg(file, confirm_large)
     if engine is not None:
         data = sc.as_dict()
         data.setdefault("engine", {})["method"] = engine
         sc = api("load_scenario")(data)
-    if out is not None:
-        from ketasim.io.results import check_out_dir
+    from ketasim.experiments import executor as ex
 
-        check_out_dir(out, overwrite)
-    simulate = api("run")
-    with RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
-        if file is None:  # the default study set: the crossover plus the course
-            from ketasim.analysis.table1 import run_default
-
-            result = run_default(progress, single=sc, simulate=simulate)
-        elif subjects:  # a streamed (large) run must keep every subject in memory
-            from ketasim.experiments.run import run as run_all
-
-            result = run_all(sc, progress=progress, keep_subjects=True)
-        else:
-            result = simulate(sc, progress=progress)
+    _check_run_options(jobs, chunk_size, resume, out)
+    checkpoint = ex.out_checkpoint(out, overwrite, resume) if out is not None else None
     written: list[Path] = []
-    if out is not None:
-        from ketasim.io.results import write_results
+    with ex.discard_on_error(checkpoint, keep=resume), \
+            ex.executor_for(jobs, cluster, scheduler, say=say) as pool:
+        options: dict[str, Any] = {
+            "executor": pool, "chunk_size": chunk_size, "checkpoint": checkpoint,
+            "keep_subjects": True if subjects else None}  # a streamed run keeps all
+        kwargs = {k: v for k, v in options.items() if v is not None}
+        simulate = functools.partial(api("run"), **kwargs) if kwargs else api("run")
+        with RunProgress(enabled=Console(stderr=True).is_terminal) as progress:
+            if file is None:  # the default study set: the crossover plus the course
+                from ketasim.analysis.table1 import run_default
 
-        written = write_results(result, out, overwrite=overwrite, subjects=subjects)
+                result = run_default(progress, single=sc, simulate=simulate)
+            else:
+                result = simulate(sc, progress=progress)
+        if out is not None:
+            from ketasim.io.results import write_results
+
+            # the folder was checked above; what is in it now is this run's chunks
+            written = write_results(result, out, overwrite=True, subjects=subjects)
 
     if fmt is Format.json:
         from ketasim.io.results import summary_records
@@ -95,6 +120,16 @@ def run(
             typer.echo(f"wrote {len(written)} files to {out}", err=True)
         return
     _print_run(result, out, written, verbose)
+
+
+def _check_run_options(jobs: int, chunk_size: int | None, resume: bool,
+                       out: Path | None) -> None:
+    check_jobs(jobs)
+    if chunk_size is not None and chunk_size < 1:
+        raise ArgumentError("chunk_size", f"{chunk_size} is not allowed; use a whole number "
+                            ">= 1")
+    if resume and out is None:
+        raise ArgumentError("resume", "give out=DIR, the folder of the interrupted run")
 
 
 def _print_run(result: Any, out: Path | None, written: list[Path], verbose: bool) -> None:

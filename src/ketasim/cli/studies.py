@@ -11,16 +11,22 @@ import typer
 from rich.console import Console
 
 from ketasim.cli.app import (
+    EXECUTOR_FLAGS,
+    Cluster,
     ConfirmLarge,
     Format,
+    Jobs,
     RecordsFormat,
     RunProgress,
+    Scheduler,
     api,
     app,
+    check_jobs,
     console,
     fmt_number,
     frame_table,
     records,
+    say,
     scenario_arg,
     user_errors,
 )
@@ -34,7 +40,7 @@ POWER_FLAGS = {"sizes": "--n", "replicates": "--replicates", "endpoint.alpha": "
 
 
 @app.command()
-@user_errors(POWER_FLAGS)
+@user_errors({**POWER_FLAGS, **EXECUTOR_FLAGS})
 def power(
     file: Annotated[Path | None, typer.Argument(
         help="Scenario TOML file; none: the built-in seed crossover.",
@@ -61,6 +67,9 @@ def power(
         show_default=False)] = None,
     fmt: RecordsFormat = Format.table,
     confirm_large: ConfirmLarge = False,
+    jobs: Jobs = 1,
+    cluster: Cluster = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Probability that the primary endpoint is significant, by trial size (simulated)."""
     from ketasim.analysis import power as pw
@@ -72,10 +81,15 @@ def power(
     ep = pw.Endpoint(endpoint, time, alpha)
     pw.check(sc, sizes, replicates, ep)
     chosen = engine or pw.default_engine(sc)
-    with RunProgress(enabled=Console(stderr=True).is_terminal,
-                      what="simulating trials") as progress:
+    check_jobs(jobs)
+    from ketasim.experiments.executor import executor_for
+
+    with executor_for(jobs, cluster, scheduler, say=say) as pool, \
+            RunProgress(enabled=Console(stderr=True).is_terminal,
+                        what="simulating trials") as progress:
+        where: dict[str, Any] = {"executor": pool} if pool is not None else {}
         table = pw.power(sc, sizes, replicates, ep, engine=chosen, batch=batch,
-                         progress=progress, simulate=api("run"))
+                         progress=progress, simulate=api("run"), **where)
     if fmt is Format.json:
         typer.echo(json.dumps(records(table)))
         return

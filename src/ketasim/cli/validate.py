@@ -11,18 +11,23 @@ from rich.console import Console
 from rich.table import Table
 
 from ketasim.cli.app import (
+    EXECUTOR_FLAGS,
     RESULT_FLAGS,
+    Cluster,
     RunProgress,
+    Scheduler,
     app,
+    check_jobs,
     console,
     fmt_number,
+    say,
     user_errors,
 )
 from ketasim.errors import ArgumentError
 
 
 @app.command()
-@user_errors({**RESULT_FLAGS, "jobs": "--jobs", "names": "--case"})
+@user_errors({**RESULT_FLAGS, **EXECUTOR_FLAGS, "names": "--case"})
 def validate(
     out: Annotated[Path | None, typer.Option(
         "--out", "-o",
@@ -35,18 +40,25 @@ def validate(
         "a serial run).")] = 1,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Replace a non-empty --out.")] = False,
+    cluster: Cluster = None,
+    scheduler: Scheduler = None,
 ) -> None:
     """Compare the model with published results; exit 1 if any case fails."""
     from ketasim import validation
 
-    if jobs < 1:
-        raise ArgumentError("jobs", f"{jobs} is not allowed; use a whole number >= 1")
+    check_jobs(jobs)
+    if jobs > 1 and (cluster or scheduler):
+        raise ArgumentError("jobs", "give only one of jobs, cluster and scheduler")
     if out is not None:
         from ketasim.io.results import check_out_dir
 
         check_out_dir(out, overwrite)
-    with RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
-        table = validation.run_validation(case or None, progress=bar, jobs=jobs)
+    from ketasim.experiments.executor import executor_for
+
+    with executor_for(None, cluster, scheduler, say=say) as pool, \
+            RunProgress(enabled=Console(stderr=True).is_terminal, what="running cases") as bar:
+        where: dict[str, Any] = {"executor": pool} if pool is not None else {}
+        table = validation.run_validation(case or None, progress=bar, jobs=jobs, **where)
     if not len(table):
         typer.echo("no validation cases")
         return

@@ -10,8 +10,10 @@ where the contract asks for "% of baseline" against the subject's own pre-dose v
 from __future__ import annotations
 
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -263,7 +265,8 @@ def _readouts(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
 
 
 def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = None,
-        chunk_size: int | None = None) -> RunResult:
+        chunk_size: int | None = None, executor: Executor | None = None,
+        checkpoint: Path | str | None = None) -> RunResult:
     """Simulate every subject of scenario ``sc``; return trajectories, summary, manifest.
 
     Human populations of more than :data:`STREAM_ABOVE` subjects (or any population when
@@ -272,31 +275,113 @@ def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = 
     (:mod:`ketasim.experiments.stream`), so memory does not grow with the population.
     ``RunResult.data`` then holds every subject only with ``keep_subjects=True``; otherwise
     the first :data:`SAMPLE_SUBJECTS` subjects of each cohort (for the report), and the
-    manifest says so (``subjects_in_data``).
+    manifest says so (``subjects_in_data``). Smaller runs simulate each cohort whole.
+
+    ``executor`` (any :class:`concurrent.futures.Executor`: a process pool, Dask's
+    ``client.get_executor()``) runs the chunks (or cohorts) in its workers; the results are
+    merged in chunk order, so the numbers are the same as a serial run's, to the bit.
+    ``checkpoint``: a folder where every finished chunk is saved as it arrives; a later run
+    of the same scenario with the same folder loads them instead of simulating them again
+    (:mod:`ketasim.experiments.executor`).
     """
+    from ketasim.experiments.executor import Checkpoint, run_tasks
+
     t0 = _time.perf_counter()
-    spec = population_spec(sc)
     groups = cohorts(sc)
     total = sum(len(c.subjects) for c in groups)
     if callable(progress):
         progress(0, total=total)
-    if chunk_size is not None or (sc.species == "human" and total > STREAM_ABOVE):
-        return _run_streamed(sc, spec, groups, total, progress, bool(keep_subjects),
-                             int(chunk_size or CHUNK_SUBJECTS), t0)
-    frames = []
-    for cohort in groups:
-        subjects = draw_subjects(spec, sc.seed, cohort.subjects)
-        res = simulate_cohort(sc, cohort, subjects, progress)
-        _check_not_all_failed(cohort, [(res["status"], res["message"])])
-        frames.append(_cohort_dataset(sc, cohort, subjects, res))
-    data = xr.concat(frames, dim="subject")
-    data = _measured(sc, data, spec)
-    summary = summarise(sc, data)
-    extra: dict[str, pd.DataFrame] = {}
-    if sc.species != "human":  # group statistics: lab_stats, lab_tests
-        extra.update(lab.group_statistics(sc, data))
-    manifest = _manifest(sc, data, _time.perf_counter() - t0)
-    return RunResult(sc, data, summary, manifest, extra_tables=extra)
+    streamed = chunk_size is not None or (sc.species == "human" and total > STREAM_ABOVE)
+    chunk = int(chunk_size or CHUNK_SUBJECTS) if streamed else None
+    if chunk is not None and chunk < 1:
+        raise ArgumentError("chunk_size", f"{chunk} is not a whole number >= 1")
+    keep = bool(keep_subjects) or sc.species != "human"  # lab statistics need every animal
+    tasks = _tasks(sc, groups, chunk, keep)
+    ckpt = None
+    if checkpoint is not None:
+        work = {"ketasim": __version__, "engine": engine_name(sc), "chunk": chunk,
+                "keep": keep, "scenario": sc.as_dict()}
+        ckpt = Checkpoint(Path(checkpoint) / Checkpoint.key(work), work)
+    resumed = ckpt.done() if ckpt is not None else set()
+    if executor is not None and engine_name(sc) == "fast":
+        _warm_fast(sc, groups)
+    here = progress if executor is None else None  # the engine's own steps, in-process
+
+    def done(i: int, _: Any) -> None:
+        if callable(progress) and (here is None or i in resumed):
+            progress(len(tasks[i][1].subjects))
+
+    worker = summarise_part if streamed else simulate_part
+    outs = run_tasks(worker, [(*t, here) for t in tasks], executor, ckpt, done)
+    if streamed:
+        result = _streamed_result(sc, groups, outs, total, keep, int(chunk or 0))
+    else:
+        frames = list(outs)
+        for cohort, ds in zip(groups, frames, strict=True):
+            _check_not_all_failed(cohort, [(ds["status"].values, ds["message"].values)])
+        data = _measured(sc, xr.concat(frames, dim="subject"), population_spec(sc))
+        extra = lab.group_statistics(sc, data) if sc.species != "human" else {}
+        result = RunResult(sc, data, summarise(sc, data), _manifest(sc, data, 0.0),
+                           extra_tables=dict(extra))
+    result.manifest["wall_time_s"] = round(_time.perf_counter() - t0, 3)
+    result.manifest["executor"] = type(executor).__name__ if executor else "in-process"
+    result.manifest["tasks"] = {"total": len(tasks), "resumed": len(resumed)}
+    return result
+
+
+def _tasks(sc: Any, groups: list[Cohort], chunk: int | None, keep: bool
+           ) -> list[tuple[Any, Cohort, int | None]]:
+    """(scenario, part, subjects of the part to keep in data) per task: each cohort whole,
+    or its chunks of ``chunk`` subjects in order (the first :data:`SAMPLE_SUBJECTS` of a
+    cohort kept unless ``keep``: None keeps all)."""
+    if chunk is None:
+        return [(sc, c, None) for c in groups]
+    out: list[tuple[Any, Cohort, int | None]] = []
+    for c in groups:
+        for lo in range(0, len(c.subjects), chunk):
+            part = Cohort(c.name, c.subjects[lo:lo + chunk], c.arms, c.offsets)
+            out.append((sc, part, None if keep else max(0, SAMPLE_SUBJECTS - lo)))
+    return out
+
+
+def _warm_fast(sc: Any, groups: list[Cohort]) -> None:
+    """Compile (or load) the fast engine's models here, once, before workers start: they
+    then load the cached machine code instead of each compiling it."""
+    for c in groups:
+        simulate_part(sc, Cohort(c.name, c.subjects[:1], c.arms, c.offsets), None)
+
+
+def simulate_part(sc: Any, part: Cohort, keep: int | None = None,
+                  progress: Progress | None = None) -> xr.Dataset:
+    """One task of :func:`run` (a top-level function, for worker processes): a cohort or a
+    chunk of one, simulated; its dataset before the measurement model (``keep`` unused)."""
+    subjects = draw_subjects(population_spec(sc), sc.seed, part.subjects)
+    res = simulate_cohort(sc, part, subjects, progress)
+    return _cohort_dataset(sc, part, subjects, res)
+
+
+@dataclass
+class PartSummary:
+    """What a worker returns for a chunk of a streamed run: its summary accumulator and the
+    subjects of it kept in ``RunResult.data``."""
+
+    cohort: str
+    accumulator: Any  # stream.SummaryAccumulator
+    kept: xr.Dataset
+    status: np.ndarray  # every subject's solver status and message
+    message: np.ndarray
+
+
+def summarise_part(sc: Any, part: Cohort, keep: int | None,
+                   progress: Progress | None = None) -> PartSummary:
+    """One task of a streamed :func:`run`: a chunk simulated, measured and accumulated."""
+    from ketasim.experiments.stream import SummaryAccumulator
+
+    ds = _measured(sc, simulate_part(sc, part, keep, progress), population_spec(sc))
+    acc = SummaryAccumulator(sc)
+    acc.add(ds)
+    return PartSummary(part.name, acc, ds if keep is None else ds.isel(subject=slice(0, keep)),
+                       ds["status"].values, ds["message"].values)
 
 
 def _check_not_all_failed(cohort: Cohort, outcomes: list[tuple[np.ndarray, np.ndarray]]
@@ -319,41 +404,31 @@ def _measured(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
                            and data[v].dims[-1:] == ("time",)])
 
 
-def _run_streamed(sc: Any, spec: PopulationSpec, groups: list[Cohort], total: int,
-                  progress: Progress | None, keep: bool, chunk: int, t0: float) -> RunResult:
+def _streamed_result(sc: Any, groups: list[Cohort], outs: Iterable[PartSummary], total: int,
+                     keep: bool, chunk: int) -> RunResult:
+    """Merge the chunks' accumulators in chunk order; data: the subjects they kept."""
     from ketasim.experiments.stream import QUANTILE_SAMPLE, SummaryAccumulator
 
-    if chunk < 1:
-        raise ArgumentError("chunk_size", f"{chunk} is not a whole number >= 1")
-    keep = keep or sc.species != "human"  # lab group statistics need every animal
     acc = SummaryAccumulator(sc)
     frames: list[xr.Dataset] = []
+    last: xr.Dataset | None = None
+    outcomes: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {c.name: [] for c in groups}
+    for out in outs:
+        acc.merge(out.accumulator)
+        outcomes[out.cohort].append((out.status, out.message))
+        last = out.kept
+        if keep or out.kept.sizes["subject"]:
+            frames.append(out.kept)
     for cohort in groups:
-        kept = 0
-        outcomes: list[tuple[np.ndarray, np.ndarray]] = []
-        for lo in range(0, len(cohort.subjects), chunk):
-            part = Cohort(cohort.name, cohort.subjects[lo:lo + chunk], cohort.arms,
-                          cohort.offsets)
-            subjects = draw_subjects(spec, sc.seed, part.subjects)
-            res = simulate_cohort(sc, part, subjects, progress)
-            outcomes.append((res["status"], res["message"]))
-            ds = _measured(sc, _cohort_dataset(sc, part, subjects, res), spec)
-            acc.add(ds)
-            if keep:
-                frames.append(ds)
-            elif kept < SAMPLE_SUBJECTS:
-                frames.append(ds.isel(subject=slice(0, SAMPLE_SUBJECTS - kept)))
-                kept += frames[-1].sizes["subject"]
-        _check_not_all_failed(cohort, outcomes)
-    if not frames:  # SAMPLE_SUBJECTS = 0: keep the structure, no subjects
-        frames.append(ds.isel(subject=slice(0, 0)))
+        _check_not_all_failed(cohort, outcomes[cohort.name])
+    if not frames and last is not None:  # SAMPLE_SUBJECTS = 0: the structure, no subjects
+        frames.append(last)
     data = xr.concat(frames, dim="subject")
     data.attrs["subjects_total"] = total
-    summary = acc.table()
     extra: dict[str, pd.DataFrame] = {}
     if sc.species != "human":
         extra.update(lab.group_statistics(sc, data))  # on the subjects kept in data
-    manifest = _manifest(sc, data, _time.perf_counter() - t0)
+    manifest = _manifest(sc, data, 0.0)
     manifest["subjects"] = total
     manifest["solver_status"] = dict(acc.status)
     manifest["subjects_in_data"] = int(data.sizes["subject"])
@@ -361,7 +436,7 @@ def _run_streamed(sc: Any, spec: PopulationSpec, groups: list[Cohort], total: in
         f"streamed in chunks of {chunk} subjects; mean, sd, fraction and tests merged exactly; "
         f"median/p05/p95 exact up to {QUANTILE_SAMPLE} subjects per cell, beyond that from a "
         f"uniform subsample of {QUANTILE_SAMPLE} (bottom-k by a fixed subject key)")
-    return RunResult(sc, data, summary, manifest, extra_tables=extra)
+    return RunResult(sc, data, acc.table(), manifest, extra_tables=extra)
 
 
 def _wanted(sc: Any) -> set[str]:

@@ -59,17 +59,27 @@ class Moments:
     max_abs: float = 0.0
 
     def add(self, vals: np.ndarray) -> None:
-        m = vals.size
-        if m == 0:
+        if vals.size:
+            mean = float(np.mean(vals))
+            self.merge(Moments(int(vals.size), mean, float(np.sum((vals - mean) ** 2)),
+                               float(np.max(np.abs(vals)))))
+
+    def merge(self, other: Moments) -> None:
+        """Fold in another stream's moments (Chan et al.'s pairwise update). The first
+        merge copies, so adding a chunk's values and merging that chunk's own Moments give
+        the same bits: a run merged from workers equals the serial one."""
+        if other.n == 0:
             return
-        mean_b = float(np.mean(vals))
-        m2_b = float(np.sum((vals - mean_b) ** 2))
-        n = self.n + m
-        delta = mean_b - self.mean
+        if self.n == 0:
+            self.n, self.mean, self.m2, self.max_abs = other.n, other.mean, other.m2, \
+                other.max_abs
+            return
+        m, n = other.n, self.n + other.n
+        delta = other.mean - self.mean
         self.mean += delta * m / n
-        self.m2 += m2_b + delta * delta * self.n * m / n
+        self.m2 += other.m2 + delta * delta * self.n * m / n
         self.n = n
-        self.max_abs = max(self.max_abs, float(np.max(np.abs(vals))))
+        self.max_abs = max(self.max_abs, other.max_abs)
 
     @property
     def sd(self) -> float:
@@ -90,8 +100,16 @@ class Cell:
 
     def add(self, vals: np.ndarray, keys: np.ndarray, k: int, quantiles: bool) -> None:
         self.moments.add(vals)
-        if not quantiles:
-            return
+        if quantiles:
+            self._sample(vals, keys, k)
+
+    def merge(self, other: Cell, k: int) -> None:
+        self.moments.merge(other.moments)
+        if other.keys.size:
+            self._sample(other.values, other.keys, k)
+
+    def _sample(self, vals: np.ndarray, keys: np.ndarray, k: int) -> None:
+        """Keep the values of the ``k`` smallest keys (bottom-k: merging is exact)."""
         keys = np.concatenate([self.keys, keys])
         vals = np.concatenate([self.values, vals])
         if keys.size > k:
@@ -153,6 +171,22 @@ class SummaryAccumulator:
                         diff = np.nansum(a, axis=1) - np.nansum(c, axis=1)
                         self.diffs.setdefault((r, arm, k), Moments()).add(
                             diff[np.isfinite(diff)])
+
+    def merge(self, other: SummaryAccumulator) -> None:
+        """Fold in another accumulator of the same scenario (a worker's chunks): the same
+        numbers, to the bit, as adding those chunks here, when merged in chunk order."""
+        for s, c in other.status.items():
+            self.status[s] = self.status.get(s, 0) + c
+        if self.times is None and other.times is not None:
+            self.times, self.periods = other.times, list(other.periods)
+            self.readouts = list(other.readouts)
+        for r, unit in other.units.items():
+            self.units.setdefault(r, unit)
+        self.seen |= other.seen
+        for key, cell in other.cells.items():
+            self.cells.setdefault(key, Cell()).merge(cell, self.k)
+        for dkey, mo in other.diffs.items():
+            self.diffs.setdefault(dkey, Moments()).merge(mo)
 
     def table(self) -> pd.DataFrame:
         """The summary rows (contract columns), as endpoints.summarise orders them."""

@@ -6,9 +6,11 @@ Generic: no case is special-cased in code.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -338,15 +340,16 @@ def _expected_only(check: Check) -> str:
 
 def run_validation(names: Iterable[str] | str | None = None, progress: Progress | None = None,
                    *, case: str | None = None, folder: Path | None = None,
-                   jobs: int = 1) -> pd.DataFrame:
+                   jobs: int = 1, executor: Executor | None = None) -> pd.DataFrame:
     """Run every case (or those named) and return the scorecard, one row per check.
 
     Columns: case, claim, source, check, expected, simulated, passed. Cases whose scenarios
     validate to the same experiment share one run. ``progress(advance, total=None)`` is
     called once per scenario run. ``case`` is an alias of ``names`` for one case;
     ``folder`` replaces the packaged cases folder. ``jobs`` > 1 runs that many scenarios at
-    once in worker processes; each run is seeded by its scenario, so the table is the same
-    as a serial one, row for row.
+    once in worker processes, ``executor`` (a process pool, Dask's ``client.get_executor()``)
+    in its workers; each run is seeded by its scenario, so the table is the same as a serial
+    one, row for row.
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ArgumentError("jobs", f"{jobs!r} is not a whole number >= 1")
@@ -364,7 +367,7 @@ def run_validation(names: Iterable[str] | str | None = None, progress: Progress 
         groups.setdefault(scenario_key(sc), []).append(c)
     if callable(progress):
         progress(0, total=len(groups))
-    for group_rows in _run_groups(list(groups.values()), jobs, progress):
+    for group_rows in _run_groups(list(groups.values()), jobs, progress, executor):
         rows.update(group_rows)
     return pd.DataFrame([r for c in cases for r in rows[c.id]], columns=COLUMNS)
 
@@ -394,23 +397,19 @@ def _cost(group: list[Case]) -> float:
     return float(size) * max(len(arms), 1)
 
 
-def _run_groups(groups: list[list[Case]], jobs: int,
-                progress: Progress | None) -> Iterable[dict[str, list[dict[str, Any]]]]:
-    if jobs == 1 or len(groups) <= 1:
-        for g in groups:
-            yield _run_group(g)
-            if callable(progress):
-                progress(1)
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+def _run_groups(groups: list[list[Case]], jobs: int, progress: Progress | None,
+                executor: Executor | None = None
+                ) -> Iterable[dict[str, list[dict[str, Any]]]]:
+    """Each group's rows, its scenario run in ``executor`` (or ``jobs`` spawned worker
+    processes, or here), the costliest started first."""
+    from ketasim.experiments.executor import executor_for, run_tasks
 
     order = sorted(range(len(groups)), key=lambda i: -_cost(groups[i]))
-    # spawn, not fork: the parent may hold threads (the progress bar's timer)
-    with ProcessPoolExecutor(max_workers=min(jobs, len(groups)),
-                             mp_context=mp.get_context("spawn")) as pool:
-        futures = [pool.submit(_run_group, groups[i]) for i in order]
-        for fut in as_completed(futures):
-            yield fut.result()
-            if callable(progress):
-                progress(1)
+
+    def done(i: int, _: Any) -> None:
+        if callable(progress):
+            progress(1)
+
+    with (contextlib.nullcontext(executor) if executor is not None
+          else executor_for(jobs=min(jobs, len(groups)))) as ex:
+        yield from run_tasks(_run_group, [(groups[i],) for i in order], ex, done=done)
