@@ -49,8 +49,14 @@ def bench_scenario(n: int, follow_up: str = "7 d") -> Any:
     """The default scenario reduced to its ketamine arm (parallel design) for n subjects."""
     import ketasim
 
+    from ketasim.units import hours
+
     d = ketasim.default_scenario().as_dict()
     d["design"] = {"type": "parallel", "follow_up": follow_up}
+    # the default's output times run to its 14-day crossover period: keep those that fall
+    # within this follow-up (a scenario refuses output times after its end)
+    end = hours(follow_up)
+    d["outputs"]["times"] = [t for t in d["outputs"]["times"] if hours(t) <= end]
     d["arms"] = [a for a in d["arms"] if a["name"] == "ketamine"]
     d["population"]["size"] = int(n)
     d["population"]["confirm_large"] = True
