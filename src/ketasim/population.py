@@ -10,18 +10,14 @@ clearances and volumes log-normal per compound family (enantiomers share one dra
 
 from __future__ import annotations
 
-import tomllib
 import zlib
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ketasim.catalog import catalog
-from ketasim.catalog.schema import Sourced
 from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
 
@@ -36,16 +32,8 @@ KNOCKOUT_PARAMS = {
 _DEMOGRAPHY, _GENETICS, _DISEASE, _PK, _RATING = 1, 2, 3, 4, 5
 
 
-@lru_cache(maxsize=1)
-def population_table() -> dict[str, dict[str, Sourced]]:
-    """Population constants (catalog/population.toml): section -> name -> Sourced."""
-    text = resources.files("ketasim.catalog").joinpath("population.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    return {sec: {k: Sourced.model_validate(v) for k, v in d.items()} for sec, d in raw.items()}
-
-
 def _pv(section: str, name: str) -> float:
-    return population_table()[section][name].value
+    return catalog().population[section][name].value
 
 
 def rng_for(seed: int, index: int, purpose: int, extra: int = 0) -> np.random.Generator:

@@ -46,12 +46,8 @@ within-group variance (none with ``variability = false``); otherwise the row say
 from __future__ import annotations
 
 import itertools
-import tomllib
 import warnings
 import zlib
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -59,8 +55,7 @@ import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ketasim.catalog import catalog
-from ketasim.catalog.schema import Sourced
+from ketasim.catalog import Technique, catalog
 from ketasim.population import rng_for
 
 __all__ = [
@@ -82,33 +77,9 @@ PCT_BASELINE = "% of baseline"
 PCT_VEHICLE = "% of vehicle"
 
 
-@dataclass(frozen=True)
-class Technique:
-    """One assay technique of ``catalog/assays.toml``."""
-
-    id: str
-    name: str
-    cv: Sourced
-    reference: str  # "vehicle" (terminal tissue assay) | "baseline" (in vivo, repeated)
-    plot: str  # "bars" | "time_course"
-    readouts: tuple[str, ...]
-    bin: Sourced | None = None
-
-
-@lru_cache(maxsize=1)
 def assay_table() -> dict[str, Technique]:
-    """The techniques of ``catalog/assays.toml`` by id (validated on first use)."""
-    text = resources.files("ketasim.catalog").joinpath("assays.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    out: dict[str, Technique] = {}
-    for tid, t in raw["techniques"].items():
-        if t["reference"] not in ("vehicle", "baseline") or t["plot"] not in ("bars",
-                                                                              "time_course"):
-            raise ValueError(f"catalog/assays.toml: {tid}: bad reference or plot")
-        out[tid] = Technique(tid, t["name"], Sourced.model_validate(t["cv"]), t["reference"],
-                             t["plot"], tuple(t["readouts"]),
-                             Sourced.model_validate(t["bin"]) if "bin" in t else None)
-    return out
+    """The techniques of ``catalog/assays.toml`` by id (the packaged catalog)."""
+    return catalog().assays
 
 
 def technique_of(readout: str) -> Technique | None:
