@@ -48,7 +48,7 @@ from __future__ import annotations
 import itertools
 import warnings
 import zlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,9 @@ from scipy import stats
 
 from ketasim.catalog import Technique, catalog
 from ketasim.population import rng_for
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 __all__ = [
     "Technique",
@@ -97,7 +100,7 @@ def _is_vehicle_arm(arm: Any) -> bool:
     return all(cat.drug(d.drug).role == "vehicle" or d.magnitude == 0 for d in arm.doses)
 
 
-def vehicle_arm(sc: Any) -> str | None:
+def vehicle_arm(sc: Scenario) -> str | None:
     """The first arm whose doses are all vehicle (or zero amounts), else None."""
     for arm in sc.arms:
         if _is_vehicle_arm(arm):
@@ -120,7 +123,7 @@ def _lognormal_factor(seed: int, subjects: np.ndarray, shape: tuple[int, ...], r
     return np.exp(sigma * z - 0.5 * sigma**2)
 
 
-def _bin_plan(sc: Any, times: np.ndarray, bin_h: float) -> list[tuple[int, list[int]]] | None:
+def _bin_plan(sc: Scenario, times: np.ndarray, bin_h: float) -> list[tuple[int, list[int]]] | None:
     """For each output time ending a bin: (its index, indices of the output times inside
     its window; -1 stands for the pre-dose baseline at time zero). None if the output
     times do not allow bins."""
@@ -153,7 +156,7 @@ def _binned(values: np.ndarray, baseline: np.ndarray, times: np.ndarray,
     return out
 
 
-def apply_assays(sc: Any, data: xr.Dataset) -> xr.Dataset:
+def apply_assays(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     """Replace each assayed mechanism readout by what the laboratory measures (see the
     module docstring): technique error, units as reported, microdialysis bins."""
     subj = data["subject"].values
@@ -226,7 +229,7 @@ def _label(parts: frozenset[tuple[Any, ...]]) -> str:
                       for p in sorted(parts, key=lambda p: (min(p[3], default=0.0), p[0])))
 
 
-def factorial_2x2(sc: Any) -> dict[str, Any] | None:
+def factorial_2x2(sc: Scenario) -> dict[str, Any] | None:
     """The first four arms forming a 2 x 2 factorial: vehicle, A, B and A + B (A and B
     disjoint sets of active doses). Returns ``{"arms": {arm: (a_level, b_level)},
     "factors": (name_a, name_b)}`` with A the earlier (pretreatment) factor, else None."""
@@ -250,7 +253,7 @@ def factorial_2x2(sc: Any) -> dict[str, Any] | None:
     return None
 
 
-def _stats_readouts(sc: Any, data: xr.Dataset) -> list[str]:
+def _stats_readouts(sc: Scenario, data: xr.Dataset) -> list[str]:
     return [r for r in sc.outputs.readouts
             if r in data and data[r].dims == ("subject", "period", "time")]
 
@@ -261,7 +264,7 @@ def _test_row(base: tuple[Any, ...], test: str, comparison: str, stat_name: str,
     return (*base, test, comparison, stat_name, float(stat), df, float(p), float(p_adj), note)
 
 
-def group_statistics(sc: Any, data: xr.Dataset) -> dict[str, pd.DataFrame]:
+def group_statistics(sc: Scenario, data: xr.Dataset) -> dict[str, pd.DataFrame]:
     """``lab_stats`` (n, mean, SD, SEM per readout, period, time and arm) and ``lab_tests``
     (t-test or ANOVA, Tukey HSD, two-way ANOVA for a 2 x 2 factorial); see the module
     docstring."""
