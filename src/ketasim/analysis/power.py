@@ -139,7 +139,7 @@ def _batch_seed(seed: int, batch: int) -> int:
 
 
 def _batch_scenario(sc: Scenario, n_pool: int, seed: int, endpoint: Endpoint,
-                    engine: str | None) -> Any:
+                    engine: str | None) -> Scenario:
     from ketasim.scenario import load_scenario
 
     data = copy.deepcopy(sc.as_dict())

@@ -100,7 +100,7 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
     return float(lo), float(hi)
 
 
-def _scenario_for(sc: Scenario, size: int | None = None) -> Any:
+def _scenario_for(sc: Scenario, size: int | None = None) -> Scenario:
     from ketasim.scenario import load_scenario
 
     if sc.species != "human":

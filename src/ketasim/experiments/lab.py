@@ -59,7 +59,7 @@ from ketasim.catalog import Technique, catalog
 from ketasim.population import rng_for
 
 if TYPE_CHECKING:
-    from ketasim.scenario import Scenario
+    from ketasim.scenario import Arm, Scenario
 
 __all__ = [
     "Technique",
@@ -95,7 +95,7 @@ def technique_of(readout: str) -> Technique | None:
     return None
 
 
-def _is_vehicle_arm(arm: Any) -> bool:
+def _is_vehicle_arm(arm: Arm) -> bool:
     cat = catalog()
     return all(cat.drug(d.drug).role == "vehicle" or d.magnitude == 0 for d in arm.doses)
 
@@ -217,7 +217,7 @@ def _percent_of_vehicle(v: np.ndarray, base_raw: np.ndarray, arms: np.ndarray, o
 # -------------------------------------------------------------------------- statistics
 
 
-def _active(arm: Any) -> frozenset[tuple[Any, ...]]:
+def _active(arm: Arm) -> frozenset[tuple[Any, ...]]:
     cat = catalog()
     return frozenset((d.drug, d.amount, d.route, tuple(d.times_h())) for d in arm.doses
                      if cat.drug(d.drug).role != "vehicle" and d.magnitude != 0)

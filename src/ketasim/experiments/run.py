@@ -39,7 +39,7 @@ from ketasim.readouts import FIXED
 from ketasim.result import RunResult
 
 if TYPE_CHECKING:
-    from ketasim.scenario import Scenario
+    from ketasim.scenario import Arm, Dose, Scenario
 
 Progress = Callable[..., Any]
 BURN_IN_H = 24.0 * 150  # drug-free run-in to the condition's steady state (>> slowest tau)
@@ -56,7 +56,7 @@ class Cohort:
 
     name: str
     subjects: np.ndarray  # global subject indices
-    arms: list[Any]
+    arms: list[Arm]
     offsets: list[float]
 
 
@@ -103,7 +103,7 @@ def model_overrides(sc: Scenario, model: CompiledModel) -> dict[str, Any]:
     return overrides
 
 
-def _amount_nmol(dose: Any, cid: str, frac: float, weight: np.ndarray) -> np.ndarray:
+def _amount_nmol(dose: Dose, cid: str, frac: float, weight: np.ndarray) -> np.ndarray:
     """Dose of compound ``cid`` in nmol per subject from a dose's basis and magnitude."""
     mw = catalog().drugs[cid].molecular_weight
     assert mw is not None
