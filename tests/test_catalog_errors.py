@@ -125,6 +125,24 @@ def test_peripheral_volume_without_its_clearance(folder: Path) -> None:
     assert _error(folder) == f"{folder}/{ESK}: pk.human: q3 and v3 must be given together"
 
 
+def test_second_peripheral_compartment_without_the_first(folder: Path) -> None:
+    _edit(folder, ESK, "q2 = {", "# q2 = {")
+    _edit(folder, ESK, "v2 = {", "# v2 = {")
+    assert _error(folder) == f"{folder}/{ESK}: pk.human: q3/v3 given without q2/v2"
+
+
+def test_compound_without_pk_and_mixture_without_components(folder: Path) -> None:
+    path = folder / "drugs" / "nbqx.toml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[:text.index("[pk.mouse]")], encoding="utf-8")
+    assert _error(folder) == (f"{folder}/drugs/nbqx.toml: a compound needs pk for at least "
+                              "one species")
+    path.write_text(text, encoding="utf-8")
+    _edit(folder, "drugs/ketamine.toml", "components = { esketamine = 0.5, arketamine = 0.5 }",
+          "")
+    assert _error(folder) == f"{folder}/drugs/ketamine.toml: a mixture needs components"
+
+
 def test_id_that_is_not_the_file_name(folder: Path) -> None:
     _edit(folder, ESK, 'id = "esketamine"', 'id = "esketamina"')
     assert _error(folder) == (f"{folder}/{ESK}: id: 'esketamina': must be the file name "
