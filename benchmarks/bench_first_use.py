@@ -9,13 +9,16 @@ json``), timed from start to exit:
   (400 patients), 14-day follow-up;
 - ``rodent``: ``examples/li2011_cus.toml`` (8 CUS rats per arm, one 24 h time point).
 
-*Cold* runs with an empty cache folder (``KETASIM_CACHE_DIR`` set to a new temporary
-folder: the fast engine's generated modules and numba's machine code start from nothing);
+*Cold* runs with an empty cache folder (``KETASIM_CACHE_DIR`` and ``NUMBA_CACHE_DIR`` set
+to a new temporary folder: the fast engine's files and numba's machine code start from
+nothing);
 *warm* runs again on the same folder. Each run gets ``--timeout`` seconds; a run that
 takes longer is reported as ``> timeout``. ``--engine`` overrides every scenario's
 ``[engine] method`` (default: the scenario's own, ``auto``). The machine is shared, so
 compare numbers from one invocation (``--peer PATH`` runs the same cases on another
-source tree, e.g. a checkout of main, in the same invocation). The last line is
+source tree, e.g. a checkout of main, in the same invocation); the CPU seconds (user +
+system of the run's process tree) are printed beside each wall time because they depend
+less on what else the machine runs. The last line is
 
     first use: default cold X s warm Y s; trial400 cold ... ; rodent cold ...
 
@@ -27,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -87,19 +91,31 @@ def cases(tmp: Path, per_arm: int = 200) -> dict[str, list[str]]:
 def run_once(src: str, args: list[str], cache: Path, engine: str | None,
              timeout: float) -> float | None:
     """Wall seconds of one ``ketasim run`` process on source tree ``src`` (None: timeout)."""
-    env = {**os.environ, "PYTHONPATH": src, "KETASIM_CACHE_DIR": str(cache)}
-    env.pop("NUMBA_CACHE_DIR", None)
+    # both caches in the folder: the fast engine's and numba's (the kernel's machine code)
+    env = {**os.environ, "PYTHONPATH": src, "KETASIM_CACHE_DIR": str(cache),
+           "NUMBA_CACHE_DIR": str(cache / "numba")}
     cmd = [sys.executable, "-m", "ketasim.cli", "run", *args, "--format", "json"]
     if engine:
         cmd += ["--engine", engine]
     t0 = time.perf_counter()
+    c0 = _child_cpu()
     try:
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
     if res.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({res.returncode}):\n{res.stderr[-2000:]}")
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    CPU[len(CPU)] = _child_cpu() - c0
+    return wall
+
+
+CPU: dict[int, float] = {}  # CPU seconds (user + system) of each run, in order
+
+
+def _child_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def measure(src: str, names: list[str], engine: str | None, timeout: float,
@@ -112,10 +128,12 @@ def measure(src: str, names: list[str], engine: str | None, timeout: float,
         for name in names:
             cache = tmp / f"cache_{name}"
             cold = run_once(src, all_cases[name], cache, engine, timeout)
+            cpu_cold = CPU.get(len(CPU) - 1, float("nan")) if cold is not None else None
             warm = run_once(src, all_cases[name], cache, engine, timeout)
+            cpu_warm = CPU.get(len(CPU) - 1, float("nan")) if warm is not None else None
             out[name] = (cold, warm)
-            print(f"  {name:9s} cold {fmt(cold, timeout):>9s}  warm {fmt(warm, timeout):>9s}",
-                  flush=True)
+            print(f"  {name:9s} cold {fmt(cold, timeout):>9s} (cpu {fmt(cpu_cold, timeout)})  "
+                  f"warm {fmt(warm, timeout):>9s} (cpu {fmt(cpu_warm, timeout)})", flush=True)
     return out
 
 

@@ -1,22 +1,31 @@
-"""Fast engine: a per-subject Rosenbrock integrator compiled with numba from the model spec.
+"""Fast engine: Rosenbrock integration of groups of subjects by one compiled interpreter.
 
 What it does
 ------------
-From the :class:`~ketasim.model.spec.ModelSpec` this module writes one Python source file:
-a scalar right-hand side, an *analytic sparse Jacobian* (symbolic differentiation of the
-spec's expressions, chained through the ordered assignments in forward mode), the time
-derivative of the right-hand side where the model reads ``t``, and a generic integrator
-template. The file is named by a hash of its text under the numba cache directory and
-imported as a module, so ``@njit(cache=True)`` keeps the machine code between processes
-(the first compilation of the ketamine model took 127 s on the 2-core machine below,
-later loads about 1 s). Subjects are integrated independently in parallel (``numba.prange``).
+From the :class:`~ketasim.model.spec.ModelSpec` this module writes the model's scalar
+right-hand side and its *analytic sparse Jacobian* (symbolic differentiation of the spec's
+expressions, chained through the ordered assignments in forward mode; the time derivative
+where the model reads ``t``) as Python functions, and :mod:`ketasim.engine.tape` turns
+them into tapes: straight-line instruction arrays with common subexpressions merged,
+constants folded and everything that depends on parameters only hoisted into a prelude
+run once per subject. The sparse LU of the Jacobian's pattern is an index program
+(:func:`lu_program`). :mod:`ketasim.engine.kernel` (numba, ``cache=True``) interprets the
+tapes over groups of :data:`ketasim.engine.kernel.LANES` subjects at once, the groups in
+parallel (``numba.prange``). The kernel is the same machine code for every model, so it
+is compiled once per installation (about 35 s of CPU on the 2-core machine below; the
+previous design generated and compiled one numba module per model, ~2 min each on an
+idle machine: 95 s for its unrolled LU, 80 s for the unrolled triangular solves, 14 s
+for the Jacobian), and a new model costs only its tape build (~1 s for the 117-state
+ketamine model).
 
 Each subject is integrated segment by segment between the protocol's breakpoints exactly
 like the reference engine (boluses as jumps at a segment start, infusions and inputs
 constant within a segment); the integrator lands exactly on every output time and never
-interpolates. A subject whose integration fails gets status ``failed`` and a message
-(step size too small, too many steps, a state beyond 1e12, a singular iteration matrix);
-its trajectory stays NaN.
+interpolates. Every lane of a group keeps its own time, step size and error control and
+no arithmetic mixes lanes, so a subject's numbers do not depend on the other subjects of
+its group, on the thread count or on how a cohort is chunked. A subject whose
+integration fails gets status ``failed`` and a message (step size too small, too many
+steps, a state beyond 1e12, a singular iteration matrix); its trajectory stays NaN.
 
 Method and why (measured on the ketamine IV model, 101 states, 2-core Intel Xeon)
 ----------------------------------------------------------------------------------
@@ -59,12 +68,12 @@ RODAS4 is the default: at the scenario default tolerance (rtol 1e-6) and at tigh
 tolerance it takes the fewest steps and is the fastest and the most accurate; its extra
 stages are cheap because the right-hand side is a small part of a step.
 
-*Against the other engines* (default scenario, same machine, warm cache): ``batched``
-(SciPy BDF on the stacked cohort) spends ~5 s per cohort plus ~0.1 s per subject; this
-engine ~0.006 s per subject per thread (burn-in included) plus ~1 s to load the cached
-module, or ~2 min the first time a model is compiled. Hence ``auto``
-(:func:`ketasim.engine.default_engine`) uses it from 1,000 subjects, where it wins even
-when it must compile first.
+*Against the other engines* see ``benchmarks/bench_engine.py`` (libRoadRunner) and
+``benchmarks/bench_first_use.py`` (cold and warm ``ketasim run``). The table above was
+measured with the per-model compiled design; the tape interpreter takes the same steps
+(same method, same error control) at about 1.5x the CPU time per step with 16 lanes
+(35 ms/subject with 1 lane: decoding an instruction costs more than one lane's
+arithmetic).
 """
 
 from __future__ import annotations
@@ -622,8 +631,9 @@ def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Prot
     args = fm.kernel_args()
     for lo in range(0, n_sub, CHUNK):
         hi = min(n_sub, lo + CHUNK)
-        kernel.solve_all(*args, Pc[:, lo:hi], Y0[:, lo:hi], ATOL[:, lo:hi], float(rtol),
-                         plan.seg_t, U[:, :, lo:hi], plan.bol_seg, plan.bol_state,
+        solve = kernel.solve_all
+        solve(*args, Pc[:, lo:hi], Y0[:, lo:hi], ATOL[:, lo:hi],  # type: ignore[call-arg]
+                         float(rtol), plan.seg_t, U[:, :, lo:hi], plan.bol_seg, plan.bol_state,
                          BOL[:, lo:hi], plan.inf_seg, plan.inf_state, INF[:, lo:hi], t_out,
                          plan.out_seg, out[lo:hi], coeffs, float(tab.elo), fm.autonomous,
                          int(max_steps), status[lo:hi], t_fail[lo:hi], st[lo:hi],

@@ -56,7 +56,7 @@ ST_OK, ST_STEPS, ST_SMALL, ST_DIVERGED, ST_SINGULAR = 0, 1, 2, 3, 4
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def run_tape(ins, consts, R, t, y, p, u, r, out0, out1):  # noqa: PLR0912
+def run_tape(ins, consts, R, t, y, p, u, r, out0, out1):
     """Run tape ``ins`` (m, 6) over the lanes: registers R (n_regs, L); t (L,); y, p, u,
     r, out0, out1 (k, L)."""
     L = R.shape[1]
@@ -123,7 +123,7 @@ def run_tape(ins, consts, R, t, y, p, u, r, out0, out1):  # noqa: PLR0912
         elif op == LOADR:
             for g in range(L):
                 R[d, g] = r[a, g]
-        elif op == SELGE or op == SELLE:
+        elif op in (SELGE, SELLE):
             c = ins[q, 4]
             e = ins[q, 5]
             for g in range(L):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +37,9 @@ _BIN = {ast.Add: ADD, ast.Sub: SUB, ast.Mult: MUL, ast.Div: DIV, ast.Pow: POW}
 _FUN1 = {"exp": EXP, "log": LOG, "sqrt": SQRT}
 _FUN2 = {"max": MAX, "min": MIN, "_dpow": DPOW}
 _LOADS = {"y": LOADY, "p": LOADP, "u": LOADU, "r": LOADR}
-_PURE_FOLD = {ADD: lambda a, b: a + b, SUB: lambda a, b: a - b, MUL: lambda a, b: a * b,
-              MAX: max, MIN: min}
+_PURE_FOLD: dict[int, Callable[[float, float], float]] = {
+    ADD: lambda a, b: a + b, SUB: lambda a, b: a - b, MUL: lambda a, b: a * b,
+    MAX: max, MIN: min}
 
 
 @dataclass
@@ -94,7 +96,7 @@ class _Builder:
     def op(self, op: int, *args: int) -> int:
         vals = [self.value.get(a) for a in args]
         if all(v is not None for v in vals) and op in _PURE_FOLD:
-            return self.const(_PURE_FOLD[op](*vals))
+            return self.const(_PURE_FOLD[op](*vals))  # type: ignore[arg-type]
         if op == POW and vals[1] == 1.0:
             return args[0]
         if op == POW and vals[1] == 2.0:
@@ -109,14 +111,14 @@ class _Builder:
 
 def _expr(b: _Builder, node: ast.expr, names: dict[str, int]) -> int:
     if isinstance(node, ast.Constant):
-        return b.const(node.value)
+        return b.const(float(node.value))  # type: ignore[arg-type]
     if isinstance(node, ast.Name):
         if node.id == "t":
             return T_REG
         return names[node.id]
     if isinstance(node, ast.Subscript):
         assert isinstance(node.value, ast.Name) and isinstance(node.slice, ast.Constant)
-        return b.load(node.value.id, int(node.slice.value))
+        return b.load(node.value.id, int(node.slice.value))  # type: ignore[arg-type]
     if isinstance(node, ast.UnaryOp):
         x = _expr(b, node.operand, names)
         if isinstance(node.op, ast.UAdd):
@@ -149,7 +151,7 @@ def _body(b: _Builder, fn: ast.FunctionDef, outs: dict[str, int]
     names: dict[str, int] = {}
     stores: list[tuple[int, int, int]] = []
     for st in fn.body:
-        if isinstance(st, ast.Return) or isinstance(st, ast.Expr):
+        if isinstance(st, (ast.Return, ast.Expr)):
             continue
         assert isinstance(st, ast.Assign) and len(st.targets) == 1
         target = st.targets[0]
@@ -159,7 +161,7 @@ def _body(b: _Builder, fn: ast.FunctionDef, outs: dict[str, int]
         else:
             assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
             assert isinstance(target.slice, ast.Constant)
-            stores.append((outs[target.value.id], int(target.slice.value), v))
+            stores.append((outs[target.value.id], int(target.slice.value), v))  # type: ignore[arg-type]
     return stores
 
 
