@@ -19,11 +19,11 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _bench(name: str) -> Any:
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCH))
+    # stays on the path: benchmarks' worker processes (spawned) unpickle their functions
+    # by module name and inherit this process's sys.path
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
 
 
 def test_bench_engine_tiny(capsys: pytest.CaptureFixture[str]) -> None:
@@ -50,6 +50,13 @@ def test_bench_executor_tiny(capsys: pytest.CaptureFixture[str]) -> None:
 def test_bench_validate_tiny(capsys: pytest.CaptureFixture[str]) -> None:
     _bench("bench_validate").main(["--jobs", "1", "--case", "li2011_cus_reversal"])
     assert "identical tables: True" in capsys.readouterr().out
+
+
+def test_bench_tolerance_tiny(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("numba")
+    errs = _bench("bench_tolerance").main(["--n", "1", "--rtol", "1e-5"])
+    assert set(errs) == {1e-5}
+    assert "tolerance: rtol 1e-05" in capsys.readouterr().out
 
 
 def test_pk_table(capsys: pytest.CaptureFixture[str]) -> None:

@@ -277,13 +277,15 @@ def test_scenario_readouts_match_reference(name: str) -> None:
 @pytest.mark.slow
 def test_scenario_failures_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     import ketasim
+    from ketasim.errors import SimulationError
 
     base, _ = _scenarios()["single_infusion_human"]
-    sc = _scenario(base, 3, "fast", 1e-6, 1e-9)
     monkeypatch.setattr(fast, "simulate", functools.partial(fast.simulate, max_steps=5))
-    res = ketasim.run(sc)
-    assert res.manifest["solver_status"] == {"failed": 3}
-    assert all("too many steps" in str(m) for m in res.data["message"].values)
+    res = cohort_values(base, 0, "fast", n=3, rtol=1e-6, atol=1e-9)
+    assert list(res["status"]) == ["failed"] * 3  # each subject's own status
+    sc = _scenario(base, 3, "fast", 1e-6, 1e-9)
+    with pytest.raises(SimulationError, match="all 3 subjects failed.*too many steps"):
+        ketasim.run(sc)  # a cohort with no result is one error, never silent NaNs
 
 
 @pytest.mark.slow
