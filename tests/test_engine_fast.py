@@ -284,7 +284,7 @@ def test_scenario_failures_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     res = cohort_values(base, 0, "fast", n=3, rtol=1e-6, atol=1e-9)
     assert list(res["status"]) == ["failed"] * 3  # each subject's own status
     sc = _scenario(base, 3, "fast", 1e-6, 1e-9)
-    with pytest.raises(SimulationError, match="all 3 subjects failed.*too many steps"):
+    with pytest.raises(SimulationError, match=r"all 3 subjects failed.*too many steps"):
         ketasim.run(sc)  # a cohort with no result is one error, never silent NaNs
 
 
