@@ -893,6 +893,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError("file", str(path), f"is not valid TOML: {_one_line(str(exc))}") \
             from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise ScenarioError("file", str(path), "nests arrays or tables too deeply to read; "
+                            "a scenario needs a few levels") from None
 
 
 def load_scenario(source: str | Path | dict[str, Any] | Scenario) -> Scenario:
