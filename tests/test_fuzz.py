@@ -279,19 +279,37 @@ def run_file(text: str | bytes, *flags: str) -> tuple[Result, Path]:
 # ------------------------------------------------------------------------------ tests
 
 
+def variant(base: str, path: tuple[Any, ...], value: Any) -> str:
+    """The TOML text of example ``base`` with the value at ``path`` replaced."""
+    data = json.loads(json.dumps(BASES[base]))
+    node = data
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    return toml_text(data)
+
+
+CHUNKED = ("--chunk-size", "1")  # streamed: the summary merged from one-subject chunks
+
+
 @QUICK
-@given(scenarios())
-def test_fuzzed_scenario_files_fail_in_one_line_or_run(text: str) -> None:
+@given(scenarios(), st.sampled_from([(), CHUNKED]))
+# found by the fuzzer, each once a traceback:
+@example(variant("li2011_cus", ("seed",), 2**64), CHUNKED)  # OverflowError in subject_keys
+@example(variant("li2011_cus", ("design", "follow_up"), "1e308 d"), ())  # inf hours
+@example(variant("li2011_cus", ("arms", 1, "doses", 0, "amount"), "1e308 g"), ())  # inf ug
+def test_fuzzed_scenario_files_fail_in_one_line_or_run(text: str, flags: tuple[str, ...]
+                                                        ) -> None:
     with tiny_runs():
-        run_file(text)
+        run_file(text, *flags)
 
 
 @pytest.mark.slow
 @LONG
-@given(scenarios(tuple(BASES)))
-def test_fuzzed_scenario_files_long(text: str) -> None:
+@given(scenarios(tuple(BASES)), st.sampled_from([(), CHUNKED]))
+def test_fuzzed_scenario_files_long(text: str, flags: tuple[str, ...]) -> None:
     with tiny_runs():
-        run_file(text)
+        run_file(text, *flags)
 
 
 @pytest.mark.slow
@@ -409,6 +427,11 @@ FLAGS: dict[str, dict[str, st.SearchStrategy[str] | None]] = {
                    "--confirm-large": None, "--extra": anything},
     "validate": {"--case": texts, "--jobs": ints.map(str), "--cluster": not_local,
                  "--overwrite": None},
+    "export-sbml": {"--cohort": st.one_of(st.sampled_from(["0", "1", "2", "-1", "ketamine",
+                                                           "saline", "ketamine-saline"]),
+                                          texts, ints.map(str)),
+                    "--subject": st.one_of(ints, counts).map(str), "--overwrite": None},
+    "drugs": {"--nope": None},
 }
 
 
@@ -422,6 +445,8 @@ def command_lines(draw: Callable[..., Any]) -> list[str]:
         args += [flag] if value is None else [flag, draw(value)]
     if command == "validate" and "--case" not in args:
         args += ["--case", draw(texts)]  # a name that is no case: nothing is run
+    if command == "drugs":
+        args += draw(st.lists(st.one_of(st.sampled_from(NAMES), texts), max_size=2))
     return args
 
 
@@ -447,13 +472,18 @@ def test_fuzzed_flags_fail_in_one_line_or_reach_the_simulation(args: list[str]) 
             line = [*args, "--out", str(out)]
             if known & set(line):
                 return  # a real case would run
+        elif args[0] == "drugs":
+            line, out = args, None
         else:
             line = [args[0], str(scenario), *args[1:]]
-            if args[0] == "run":
+            if args[0] in ("run", "export-sbml"):
+                out = out if args[0] == "run" else Path(tmp) / "model.xml"
                 line += ["--out", str(out)]
-        with mock.patch.object(ks, "run", _unreachable):
+        with tiny_runs(), mock.patch.object(ks, "run", _unreachable):
             res = runner.invoke(app, line)
         if isinstance(res.exception, Reached):
             return  # the flags were accepted; the run itself is tested elsewhere
-        check_contract(res, out)
-        assert res.exit_code == 2 or "--help" in line, (line, res.output)
+        check_contract(res, out if out is None or out.suffix != ".xml" else None)
+        if res.exit_code == 2 and out is not None and out.suffix == ".xml":
+            assert not out.exists()  # a failed export writes no file
+        assert res.exit_code == 2 or args[0] in ("drugs", "export-sbml"), (line, res.output)
