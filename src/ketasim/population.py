@@ -137,11 +137,14 @@ def _draw_one(spec: PopulationSpec, seed: int, i: int) -> dict[str, Any]:
 
 
 def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, spec: PopulationSpec,
-                     seed: int, overrides: dict[str, float] | None = None) -> np.ndarray:
+                     seed: int, overrides: dict[str, float] | None = None,
+                     columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Base+derived parameters for every subject: shape (n_params, n_subjects).
 
     Subject covariates map onto named model parameters; PK variability draws one
-    log-normal factor per compound family; ``overrides`` replace typical values by name.
+    log-normal factor per compound family; ``overrides`` replace typical values by name;
+    ``columns`` (name -> one value per subject) set a base parameter subject by subject,
+    last (a parameter sample as a batch: each sample row is a subject column).
     """
     base = model.base_parameters()
     names = list(model.spec.parameters)
@@ -172,6 +175,8 @@ def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, spec: Populat
         put(KNOCKOUT_PARAMS[ko], np.ones(n))
     if spec.variability:
         _pk_variability(B, names, subjects, seed)
+    for k, v in (columns or {}).items():
+        B[names.index(k)] = np.broadcast_to(np.asarray(v, float), (n,))
     return model.complete(B)
 
 

@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ketasim.catalog.schema import ROUTES, SPECIES, Drug, Sourced, Species
 from ketasim.errors import CatalogError
@@ -56,6 +56,13 @@ class Catalog:
     drugs: dict[str, Drug]
     species: dict[str, Species]
     aliases: dict[str, str]
+    paths: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def path_of(self, value: Sourced) -> str:
+        """The dotted name of a catalog value (``drugs.esketamine.pk.human.cl``), '' for a
+        value that is not this catalog's. Metabolites are named by what they form
+        (``drugs.esketamine.metabolites.s_norketamine.fraction``), never by position."""
+        return self.paths.get(id(value), "")
 
     def resolve(self, name: str) -> str:
         """Catalog id for a drug id or alias (case-insensitive); CatalogError if unknown."""
@@ -143,4 +150,24 @@ def catalog() -> Catalog:
         for c in d.components:
             if c not in drugs:
                 raise CatalogError(f"catalog/drugs/{d.id}.toml: component {c!r} unknown")
-    return Catalog(drugs=drugs, species=species, aliases=aliases)
+    paths: dict[int, str] = {}
+    for kind, items in (("drugs", drugs), ("species", species)):
+        for key, item in items.items():
+            _index(item, f"{kind}.{key}", paths)
+    return Catalog(drugs=drugs, species=species, aliases=aliases, paths=paths)
+
+
+def _index(node: Any, path: str, out: dict[int, str]) -> None:
+    """Record the dotted name of every Sourced value under ``node`` (by object identity)."""
+    if isinstance(node, Sourced):
+        out[id(node)] = path
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            _index(getattr(node, name), f"{path}.{name}", out)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _index(value, f"{path}.{key}", out)
+    elif isinstance(node, list):
+        for value in node:
+            if isinstance(value, BaseModel) and isinstance(getattr(value, "to", None), str):
+                _index(value, f"{path}.{value.to}", out)
