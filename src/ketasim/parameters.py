@@ -75,8 +75,8 @@ class Range(BaseModel):
         if self.dist == "loguniform" and self.relative is not None:
             raise ValueError("loguniform takes factor or low/high, not relative")
         if not absolute and not given:
-            raise ValueError(f"{self.dist} needs {'relative' if self.dist == 'uniform' else 'factor'}"
-                             " or low/high")
+            way = "relative" if self.dist == "uniform" else "factor"
+            raise ValueError(f"{self.dist} needs {way} or low/high")
         if absolute:
             assert self.low is not None and self.high is not None
             if not self.low < self.high:

@@ -175,8 +175,8 @@ def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, spec: Populat
         put(KNOCKOUT_PARAMS[ko], np.ones(n))
     if spec.variability:
         _pk_variability(B, names, subjects, seed)
-    for k, v in (columns or {}).items():
-        B[names.index(k)] = np.broadcast_to(np.asarray(v, float), (n,))
+    for name, column in (columns or {}).items():
+        B[names.index(name)] = np.broadcast_to(np.asarray(column, float), (n,))
     return model.complete(B)
 
 

@@ -455,7 +455,7 @@ def analyse(params: Sequence[kp.Uncertain], evaluate: Evaluator, outputs: Sequen
         small = _table(method, problem, Z_small, Y_small, outputs, resamples, conf_level, seed)
         conv = _convergence(small, table, n)
     manifest = {"method": method, "n": n, "n_reported": big, "seed": seed,
-                "rows_evaluated": int(len(Z_all)), "resamples": resamples,
+                "rows_evaluated": len(Z_all), "resamples": resamples,
                 "conf_level": conf_level, "evaluate_s": round(t_eval, 3),
                 "wall_time_s": round(_time.perf_counter() - t0, 3),
                 "parameters": [vars(u) for u in params], "outputs": list(outputs)}

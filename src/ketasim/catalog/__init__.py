@@ -169,5 +169,6 @@ def _index(node: Any, path: str, out: dict[int, str]) -> None:
             _index(value, f"{path}.{key}", out)
     elif isinstance(node, list):
         for value in node:
-            if isinstance(value, BaseModel) and isinstance(getattr(value, "to", None), str):
-                _index(value, f"{path}.{value.to}", out)
+            to = getattr(value, "to", None)
+            if isinstance(value, BaseModel) and isinstance(to, str):
+                _index(value, f"{path}.{to}", out)
