@@ -235,12 +235,11 @@ def test_morris_on_a_rodent_example_reads_sucrose_preference() -> None:
     assert res.outputs == ["sucrose_preference@1 d:ketamine 10 mg/kg",
                            "sucrose_preference@1 d:ketamine 10 mg/kg vs vehicle"]
     r = res.ranking(res.outputs[0]).set_index("parameter")
-    # preference = healthy - gain (1 - mood): the level depends on both, one-to-one on
-    # spt_healthy (mu* = its range, 2 x 35 % of 82 % for a value read in a secondary...)
+    # preference = healthy - gain (1 - mood): one-to-one in spt_healthy, uniform over
+    # 75-90 %, so its mu* is that range (15 points), whatever the other values
     u = kp.uncertainty("population.behaviour.spt_healthy")
-    assert u is not None
-    assert r.loc["population.behaviour.spt_healthy", "value"] == pytest.approx(
-        u.high - u.low, rel=1e-6)
+    assert u is not None and (u.dist, u.low, u.high) == ("uniform", 75.0, 90.0)
+    assert r.loc["population.behaviour.spt_healthy", "value"] == pytest.approx(15.0, rel=1e-9)
     diff = res.ranking(res.outputs[1]).set_index("parameter")
     assert diff.loc["population.behaviour.spt_healthy", "value"] == pytest.approx(0, abs=1e-9)
     assert diff.loc["population.behaviour.spt_sd", "value"] == pytest.approx(0, abs=1e-9)
@@ -300,3 +299,19 @@ def test_cli_writes_the_report_of_a_small_morris_run(tmp_path) -> None:
     html = (out / "report.html").read_text()
     assert html.count("<img") == 2 * 3  # bars and mu*-sigma for each of the 3 outputs
     assert "convergence" in res.output
+
+
+def test_sobol_on_a_rodent_example_has_intervals_and_convergence() -> None:
+    """Sobol through the engine: sucrose preference at 24 h is one-to-one in spt_healthy
+    and does not depend on spt_sd (no noise for the typical animal)."""
+    sc = ks.load_scenario("examples/li2011_cus.toml")
+    res = sa.sensitivity(sc, parameters="behaviour.spt_healthy,behaviour.spt_sd",
+                         outputs=["sucrose_preference@1 d:ketamine 10 mg/kg"],
+                         method="sobol", n=8, engine="batched", resamples=50)
+    assert res.manifest["rows_evaluated"] == 2 * 8 * (2 + 2)
+    st = res.indices[res.indices["index"] == "ST"].set_index("parameter")
+    # the estimator's own error at 2N = 16 base rows: a few per cent (0.993 measured)
+    assert st.loc["population.behaviour.spt_healthy", "value"] == pytest.approx(1.0, abs=0.05)
+    assert st.loc["population.behaviour.spt_sd", "value"] == pytest.approx(0.0, abs=1e-9)
+    assert np.isfinite(st["conf"]).all()
+    assert set(res.convergence["n"]) == {8}
