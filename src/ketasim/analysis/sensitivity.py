@@ -46,6 +46,7 @@ ENDPOINT_READOUTS = ("madrs.change", "response", "hamd17.change", "fst.immobilit
                      "sucrose_preference", "nsf.latency")
 INDEX_OF = {"morris": "mu_star", "sobol": "ST", "efast": "ST"}  # what ranks parameters
 SUBJECTS_PER_TASK = 2000
+RETRY_ENGINE = "batched"  # rows whose subjects fail on another engine are simulated again
 Evaluator = Callable[[np.ndarray], np.ndarray]
 
 
@@ -211,7 +212,9 @@ class ScenarioEvaluator:
 
     ``mode`` typical | population (``subjects`` per row); ``engine`` overrides the
     scenario's; ``executor`` runs the chunks (about :data:`SUBJECTS_PER_TASK` subjects
-    each, per arm); ``progress(advance, total=None)`` counts simulated subjects.
+    each, per arm); ``progress(advance, total=None)`` counts simulated subjects. Rows with
+    a subject the engine could not integrate are simulated again on :data:`RETRY_ENGINE`
+    (counted in ``failures`` and ``retried``); a row that fails again is NaN.
     """
 
     def __init__(self, sc: Any, names: Sequence[str], outputs: Sequence[Output],
@@ -230,6 +233,8 @@ class ScenarioEvaluator:
         self.executor = executor
         self.progress = progress
         self.failures: dict[str, Any] = {"subjects": 0, "rows": 0, "first": ""}
+        self.retried: dict[str, Any] = {"engine": RETRY_ENGINE, "rows": 0, "failed_again": 0,
+                                        "first": ""}
         self.evaluations = 0
 
     def arms(self) -> list[str]:
@@ -259,11 +264,14 @@ class ScenarioEvaluator:
         for task, part in zip(tasks, parts, strict=True):
             per_arm.setdefault(task[1], []).append(part)
         values = {a: np.concatenate([p[0] for p in ps]) for a, ps in per_arm.items()}
-        for ps in per_arm.values():
-            for _, failed, msg in ps:
-                self.failures["subjects"] += int(failed.sum())
-                self.failures["rows"] += int((failed > 0).sum())
-                self.failures["first"] = self.failures["first"] or msg
+        for arm, ps in per_arm.items():
+            failed = np.concatenate([p[1] for p in ps])
+            self.failures["subjects"] += int(failed.sum())
+            self.failures["rows"] += int((failed > 0).sum())
+            self.failures["first"] = self.failures["first"] or next(
+                (p[2] for p in ps if p[2]), "")
+            if failed.any() and str(self.sc.engine.method) != RETRY_ENGINE:
+                self._retry(arm, X, failed > 0, values[arm], wanted)
         self.evaluations += rows * self.per_row * len(self.arms())
         Y = np.empty((rows, len(self.outputs)))
         for k, o in enumerate(self.outputs):
@@ -272,6 +280,19 @@ class ScenarioEvaluator:
             if o.versus is not None:
                 Y[:, k] -= values[o.versus][:, j]
         return Y
+
+
+    def _retry(self, arm: str, X: np.ndarray, rows: np.ndarray, values: np.ndarray,
+               wanted: list[tuple[str, float]]) -> None:
+        """Simulate the rows whose subjects failed once more on :data:`RETRY_ENGINE` (SciPy
+        BDF), in place; rows that fail again stay NaN (the analysis then stops)."""
+        sc = self.sc.model_copy(update={"engine": self.sc.engine.model_copy(
+            update={"method": RETRY_ENGINE})})
+        again, failed, msg = evaluate_part(sc, arm, X[rows], self.names, self.per_row, wanted)
+        values[rows] = again
+        self.retried["rows"] += int(rows.sum())
+        self.retried["failed_again"] += int((failed > 0).sum())
+        self.retried["first"] = self.retried["first"] or msg
 
 
 # ---------------------------------------------------------------------------- analysis
@@ -507,9 +528,15 @@ def sensitivity(sc: Any, parameters: Sequence[str] | str | None = None,
     names = kp.select(patterns, available)
     evaluator.names = names
     params = [u for u in (kp.uncertainty(nm) for nm in names) if u is not None]
-    res = analyse(params, evaluator, [o.label for o in outs], method, n,
-                  int(seed if seed is not None else sc.seed), resamples, conf_level,
-                  convergence)
+    try:
+        res = analyse(params, evaluator, [o.label for o in outs], method, n,
+                      int(seed if seed is not None else sc.seed), resamples, conf_level,
+                      convergence)
+    except SimulationError as exc:
+        first = evaluator.retried["first"] or evaluator.failures["first"]
+        raise SimulationError(f"{exc}; {evaluator.retried['failed_again']} rows failed on "
+                              f"{RETRY_ENGINE} too (first: {first}); narrow the ranges in "
+                              "catalog/uncertainty.toml or the parameters") from None
     res.manifest.update({
         "scenario": sc.name, "mode": mode, "subjects_per_row": evaluator.per_row,
         "engine": str(evaluator.sc.engine.method), "subjects_simulated": evaluator.evaluations,
@@ -517,6 +544,7 @@ def sensitivity(sc: Any, parameters: Sequence[str] | str | None = None,
         if not isinstance(patterns, str) else [patterns]})
     if evaluator.failures["subjects"]:
         res.manifest["first_failure"] = evaluator.failures["first"]
+        res.manifest["retried"] = dict(evaluator.retried)
     return res
 
 
