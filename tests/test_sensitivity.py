@@ -315,3 +315,27 @@ def test_sobol_on_a_rodent_example_has_intervals_and_convergence() -> None:
     assert st.loc["population.behaviour.spt_sd", "value"] == pytest.approx(0.0, abs=1e-9)
     assert np.isfinite(st["conf"]).all()
     assert set(res.convergence["n"]) == {8}
+
+
+def test_rows_that_fail_are_simulated_again_on_the_batched_engine(monkeypatch) -> None:
+    """A row whose subject the fast engine could not integrate is simulated again on the
+    batched engine; one that fails there too stays NaN, and the analysis says so."""
+    seen: list[tuple[str, int]] = []
+
+    def fake(sc, arm, X, names, per_row, wanted):
+        seen.append((str(sc.engine.method), len(X)))
+        bad = (X[:, 0] > 0.5) if sc.engine.method == "fast" else (X[:, 0] > 0.9)
+        values = np.where(bad, np.nan, X[:, 0])[:, None].repeat(len(wanted), axis=1)
+        return values, bad.astype(int), "step size too small" if bad.any() else ""
+
+    monkeypatch.setattr(sa, "evaluate_part", fake)
+    sc = ks.default_scenario()
+    ev = sa.ScenarioEvaluator(sc, ["a"], [sa.parse_output("cadss@40 min:ketamine", sc)],
+                              engine="fast")
+    X = np.array([[0.1], [0.6], [0.95], [0.3]])
+    Y = ev(X)
+    assert seen == [("fast", 4), ("batched", 2)]
+    assert Y[[0, 1, 3], 0] == pytest.approx([0.1, 0.6, 0.3])
+    assert np.isnan(Y[2, 0])
+    assert ev.failures["rows"] == 2 and ev.retried["rows"] == 2
+    assert ev.retried["failed_again"] == 1
