@@ -339,3 +339,16 @@ def test_rows_that_fail_are_simulated_again_on_the_batched_engine(monkeypatch) -
     assert np.isnan(Y[2, 0])
     assert ev.failures["rows"] == 2 and ev.retried["rows"] == 2
     assert ev.retried["failed_again"] == 1
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_numbers_of_a_serial_analysis() -> None:
+    from ketasim.experiments.executor import executor_for
+
+    sc = ks.load_scenario("examples/li2011_cus.toml")
+    kw = {"parameters": "mechanism.structure.spine_gain,behaviour.spt_gain", "method": "morris",
+          "n": 2, "engine": "batched", "resamples": 20}
+    serial = sa.sensitivity(sc, **kw)
+    with executor_for(jobs=2) as pool:
+        parallel = sa.sensitivity(sc, executor=pool, **kw)
+    assert np.array_equal(serial.Y, parallel.Y)

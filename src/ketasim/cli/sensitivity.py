@@ -52,7 +52,7 @@ def sensitivity(
         show_default=False)] = None,
     method: Annotated[str | None, typer.Option(
         "--method", "-m", help="morris | sobol | efast (default: the scenario's "
-        "[sensitivity] method, else morris).", show_default=False)] = None,
+        "sensitivity table (method), else morris).", show_default=False)] = None,
     n: Annotated[int | None, typer.Option(
         "--n", help="Morris trajectories (default 10), Sobol base sample (a power of 2, "
         "default 256) or eFAST samples per parameter (default 512).", show_default=False)
@@ -60,10 +60,10 @@ def sensitivity(
     parameters: Annotated[str | None, typer.Option(
         "--parameters", "-p", help="Dotted catalog names or globs, comma-separated: "
         "mechanism.*, ratings.*, drugs.ketamine.pd.*, mechanism.structure.tau_spine "
-        "(default: the scenario's [sensitivity] parameters, else mechanism.*).",
+        "(default: the scenario's sensitivity table, else mechanism.*).",
         show_default=False)] = None,
     output: Annotated[list[str] | None, typer.Option(
-        "--output", "-o", help="READOUT@TIME[:ARM[ vs ARM]], repeatable, e.g. "
+        "--output", help="READOUT@TIME[:ARM[ vs ARM]], repeatable, e.g. "
         "'madrs.change@24 h:ketamine vs saline' (default: endpoint readouts at 24 h).",
         show_default=False)] = None,
     mode: Annotated[str | None, typer.Option(
