@@ -47,6 +47,9 @@ ENDPOINT_READOUTS = ("madrs.change", "response", "hamd17.change", "fst.immobilit
 INDEX_OF = {"morris": "mu_star", "sobol": "ST", "efast": "ST"}  # what ranks parameters
 SUBJECTS_PER_TASK = 2000
 RETRY_ENGINE = "batched"  # rows whose subjects fail on another engine are simulated again
+# ... when there are at most this many in an arm: a stacked BDF batch of diverging subjects
+# (ranges that reach an unstable model) takes minutes per subject, and does not rescue them
+RETRY_MAX_ROWS = 32
 Evaluator = Callable[[np.ndarray], np.ndarray]
 
 
@@ -214,7 +217,8 @@ class ScenarioEvaluator:
     scenario's; ``executor`` runs the chunks (about :data:`SUBJECTS_PER_TASK` subjects
     each, per arm); ``progress(advance, total=None)`` counts simulated subjects. Rows with
     a subject the engine could not integrate are simulated again on :data:`RETRY_ENGINE`
-    (counted in ``failures`` and ``retried``); a row that fails again is NaN.
+    when there are at most :data:`RETRY_MAX_ROWS` in an arm (counted in ``failures`` and
+    ``retried``); a row that fails again, or is not retried, is NaN.
     """
 
     def __init__(self, sc: Any, names: Sequence[str], outputs: Sequence[Output],
@@ -270,7 +274,8 @@ class ScenarioEvaluator:
             self.failures["rows"] += int((failed > 0).sum())
             self.failures["first"] = self.failures["first"] or next(
                 (p[2] for p in ps if p[2]), "")
-            if failed.any() and str(self.sc.engine.method) != RETRY_ENGINE:
+            if (0 < int((failed > 0).sum()) <= RETRY_MAX_ROWS
+                    and str(self.sc.engine.method) != RETRY_ENGINE):
                 self._retry(arm, X, failed > 0, values[arm], wanted)
         self.evaluations += rows * self.per_row * len(self.arms())
         Y = np.empty((rows, len(self.outputs)))
@@ -534,9 +539,10 @@ def sensitivity(sc: Any, parameters: Sequence[str] | str | None = None,
                       convergence)
     except SimulationError as exc:
         first = evaluator.retried["first"] or evaluator.failures["first"]
-        raise SimulationError(f"{exc}; {evaluator.retried['failed_again']} rows failed on "
-                              f"{RETRY_ENGINE} too (first: {first}); narrow the ranges in "
-                              "catalog/uncertainty.toml or the parameters") from None
+        raise SimulationError(f"{exc}: {evaluator.failures['rows']} subject rows failed "
+                              f"(first: {first}), {evaluator.retried['rows']} retried on "
+                              f"{RETRY_ENGINE}; narrow the ranges in catalog/uncertainty.toml "
+                              "or the parameters") from None
     res.manifest.update({
         "scenario": sc.name, "mode": mode, "subjects_per_row": evaluator.per_row,
         "engine": str(evaluator.sc.engine.method), "subjects_simulated": evaluator.evaluations,
