@@ -99,8 +99,25 @@ def test_analysis_rejects_bad_options_and_failed_rows() -> None:
         sa.analyse(params, ishigami, ["y"], method="fourier", n=8)
     with pytest.raises(ArgumentError, match=r"^parameters:"):
         sa.analyse(params[:1], ishigami, ["y"], method="morris", n=4)
-    with pytest.raises(ks.SimulationError, match="sample rows gave no value"):
+    with pytest.raises(ks.SimulationError, match="fewer than 2 are left"):
         sa.analyse(params, lambda X: np.full((len(X), 1), np.nan), ["y"], "morris", 4)
+    with pytest.raises(ks.SimulationError, match="sobol needs every row"):
+        sa.analyse(params, lambda X: np.full((len(X), 1), np.nan), ["y"], "sobol", 8)
+
+
+def test_morris_leaves_out_trajectories_with_a_failed_row() -> None:
+    params = [_u("a", 0.0, 2.0), _u("b", 0.0, 1.0)]
+
+    def f(X: np.ndarray) -> np.ndarray:
+        y = 3 * X[:, 0] + X[:, 1]
+        return np.where(X[:, 1] > 0.9, np.nan, y)[:, None]  # the top level of b fails
+
+    res = sa.analyse(params, f, ["y"], method="morris", n=8, seed=2)
+    assert 0 < res.manifest["dropped_trajectories"] < 16
+    assert len(res.Y) == (16 - res.manifest["dropped_trajectories"]) * 3
+    w = res.indices.pivot(index="parameter", columns="index", values="value")
+    assert w.loc["a", "mu_star"] == pytest.approx(6.0)
+    assert w.loc["b", "mu_star"] == pytest.approx(1.0)
 
 
 # ---------------------------------------------------------------- parameters as data

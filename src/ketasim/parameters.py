@@ -36,7 +36,6 @@ from ketasim.catalog.schema import Sourced, Tag
 from ketasim.errors import ArgumentError, CatalogError
 from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
-from ketasim.population import population_table
 
 __all__ = ["MEASURE_SECTIONS", "Uncertain", "catalog_values", "measure_constants", "select",
            "targets", "uncertainty", "uncertainty_table"]
@@ -158,7 +157,7 @@ def uncertainty_table() -> UncertaintyTable:
 def catalog_values() -> dict[str, Sourced]:
     """Every catalog value by dotted name (mechanism, population, drugs, species)."""
     out: dict[str, Sourced] = {}
-    for prefix, table in (("mechanism", mechanism_table()), ("population", population_table())):
+    for prefix, table in (("mechanism", mechanism_table()), ("population", catalog().population)):
         for section, entries in table.items():
             for name, value in entries.items():
                 out[f"{prefix}.{section}.{name}"] = value
@@ -247,7 +246,7 @@ def _expand(pattern: str) -> list[str]:
     p = pattern.strip()
     first = p.split(".", 1)[0]
     if first not in ("mechanism", "population", "drugs", "species", "*"):
-        if first in population_table():
+        if first in catalog().population:
             p = f"population.{p}"
         elif first in mechanism_table():
             p = f"mechanism.{p}"

@@ -176,13 +176,13 @@ def evaluate_part(sc: Any, arm: str, X: np.ndarray, names: list[str], per_row: i
     ``wanted`` per row, shape (rows, len(wanted)); failed rows are NaN. Returns the values,
     the number of failed subjects per row and the first failure's message."""
     from ketasim.engine.base import OK
-    from ketasim.experiments.run import Cohort, cohort_model, population_spec, simulate_columns
+    from ketasim.experiments.run import Cohort, cohort_model, simulate_columns
     from ketasim.population import draw_subjects
 
     rows = X.shape[0]
     base = np.arange(per_row)
     cohort = Cohort(arm, np.tile(base, rows), [sc.arm(arm)], [0.0])
-    subjects = draw_subjects(population_spec(sc), sc.seed, base).iloc[np.tile(base, rows)]
+    subjects = draw_subjects(sc, base).iloc[np.tile(base, rows)]
     model = cohort_model(sc, cohort)
     where = kp.targets(model, sc.species)
     columns: dict[str, np.ndarray] = {}
@@ -444,7 +444,9 @@ def analyse(params: Sequence[kp.Uncertain], evaluate: Evaluator, outputs: Sequen
     returns shape (rows, len(outputs)). ``n``: Sobol base sample (a power of 2), Morris
     trajectories or eFAST samples per parameter. With ``convergence`` the indices are those
     at 2 ``n`` and the table :attr:`SensitivityResult.convergence` compares them with
-    ``n`` (same seed). Bootstrap: ``resamples`` at ``conf_level``.
+    ``n`` (same seed). Bootstrap: ``resamples`` at ``conf_level``. A row without a value
+    (a failed subject) stops Sobol and eFAST; Morris leaves out the trajectories with one
+    and counts them (``manifest["dropped_trajectories"]``).
     """
     check_options(method, n, resamples, conf_level)
     if len(params) < 2:
@@ -466,13 +468,27 @@ def analyse(params: Sequence[kp.Uncertain], evaluate: Evaluator, outputs: Sequen
     if Y_all.shape != (len(Z_all), len(outputs)):
         raise ArgumentError("evaluate", f"returned shape {Y_all.shape}, expected "
                             f"{(len(Z_all), len(outputs))}")
-    bad = ~np.isfinite(Y_all)
-    if bad.any():
-        raise SimulationError(f"{int(bad.any(axis=1).sum())} of {len(Y_all)} sample rows gave "
-                              "no value (failed subjects); the indices need every row")
+    bad = ~np.isfinite(Y_all).all(axis=1)
+    dropped = 0
+    if bad.any() and method == "morris":
+        # a Morris trajectory is a unit of its own: leave out those with a failed row
+        traj = np.arange(len(Z_all)) // (d + 1)
+        gone = np.isin(traj, np.unique(traj[bad]))
+        dropped = int(np.unique(traj[bad]).size)
+        if (~gone & (traj < n)).sum() < 2 * (d + 1) or (~gone).sum() < 2 * (d + 1):
+            raise SimulationError(f"{dropped} of {big} Morris trajectories have a sample row "
+                                  "that gave no value (failed subjects); fewer than 2 are left")
+        Z_small = Z_all[~gone & (traj < n)]
+        Y_small = Y_all[~gone & (traj < n)]
+        Z, Y_all, Z_all = Z_all[~gone], Y_all[~gone], Z_all[~gone]
+    elif bad.any():
+        raise SimulationError(f"{int(bad.sum())} of {len(Y_all)} sample rows gave no value "
+                              f"(failed subjects); {method} needs every row")
     t_eval = _time.perf_counter() - t0
     if method == "efast" and convergence:
         Y_small, Y = Y_all[:len(Z_small)], Y_all[len(Z_small):]
+    elif method == "morris" and dropped:
+        Y = Y_all
     else:
         Y, Y_small = Y_all, Y_all[:len(Z_small)]
     table = _table(method, problem, Z, Y, outputs, resamples, conf_level, seed)
@@ -481,7 +497,8 @@ def analyse(params: Sequence[kp.Uncertain], evaluate: Evaluator, outputs: Sequen
         small = _table(method, problem, Z_small, Y_small, outputs, resamples, conf_level, seed)
         conv = _convergence(small, table, n)
     manifest = {"method": method, "n": n, "n_reported": big, "seed": seed,
-                "rows_evaluated": len(Z_all), "resamples": resamples,
+                "rows_evaluated": int(bad.size), "resamples": resamples,
+                "failed_rows": int(bad.sum()), "dropped_trajectories": dropped,
                 "conf_level": conf_level, "evaluate_s": round(t_eval, 3),
                 "wall_time_s": round(_time.perf_counter() - t0, 3),
                 "parameters": [vars(u) for u in params], "outputs": list(outputs)}
