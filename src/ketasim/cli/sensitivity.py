@@ -152,6 +152,9 @@ def _show(res: Any, top: int, fmt: Format, out: Path | None) -> None:
                   f"of {len(main)} {key} indices changed by less than their interval; "
                   f"largest change {main['change'].abs().max():.3g}")
     m = res.manifest
+    if m.get("failed_rows"):
+        con.print(f"{m['failed_rows']} sample rows gave no value (failed subjects); "
+                  f"{m.get('dropped_trajectories', 0)} Morris trajectories left out")
     con.print(f"{m['rows_evaluated']} sample rows, {m.get('subjects_simulated')} subjects "
               f"simulated on {m.get('engine')} in {m['wall_time_s']} s"
               + (f"; wrote {out}" if out is not None else ""))
