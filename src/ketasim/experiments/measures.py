@@ -107,12 +107,14 @@ def _groups(*values: np.ndarray) -> dict[tuple[float, ...], np.ndarray]:
             for i, u in enumerate(uniq)}
 
 
-def _synaptic_share(seed: int, subjects: np.ndarray, variability: bool, median: Any,
-                    spread: Any) -> xr.DataArray:
+def _synaptic_share(seed: int, subjects: np.ndarray, variability: bool,
+                    median: Any = None, spread: Any = None) -> xr.DataArray:
     """Each patient's share of symptoms that synaptic recovery can relieve, (subject,):
     logit-normal around ``relief_share_median`` (spread ``relief_share_spread`` on the
     logit scale), so that some patients' depression hardly depends on the synaptic deficit
     ketamine repairs and others' mostly does (bimodal response)."""
+    median = _pv("ratings", "relief_share_median") if median is None else median
+    spread = _pv("ratings", "relief_share_spread") if spread is None else spread
     q = np.asarray(median, float)
     z = _noise(seed, subjects, (), _RATING, 4) if variability else np.zeros(len(subjects))
     logit = np.log(q / (1 - q)) + np.asarray(spread, float) * z
@@ -120,7 +122,7 @@ def _synaptic_share(seed: int, subjects: np.ndarray, variability: bool, median: 
 
 
 def _relief(mood: xr.DataArray, mood0: xr.DataArray, share: xr.DataArray,
-            k: dict[str, Any]) -> xr.DataArray:
+            k: dict[str, Any] | None = None) -> xr.DataArray:
     """Fractional symptom improvement from the mood drive (any shape with ``subject``).
 
     ``r`` is the relative recovery of the mood drive from its level before the first
@@ -131,6 +133,8 @@ def _relief(mood: xr.DataArray, mood0: xr.DataArray, share: xr.DataArray,
     holds for days and then ends within a few days.
     """
     r = (mood - mood0) / (1 - mood0).clip(min=0.05)
+    if k is None:  # the catalog's constants
+        k = {name: _pv("ratings", name) for name in ("relief_n", "relief_r50", "relief_max")}
     n, r50 = k["relief_n"], k["relief_r50"]
     a = abs(r)
     step = np.sign(r) * a ** n / (r50 ** n + a ** n)
