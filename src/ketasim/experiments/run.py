@@ -260,7 +260,10 @@ def run(sc: Scenario, progress: Progress | None = None, keep_subjects: bool | No
     (:mod:`ketasim.experiments.stream`), so memory does not grow with the population.
     ``RunResult.data`` then holds every subject only with ``keep_subjects=True``; otherwise
     the first :data:`SAMPLE_SUBJECTS` subjects of each cohort (for the report), and the
-    manifest says so (``subjects_in_data``). Smaller runs simulate each cohort whole.
+    manifest says so (``subjects_in_data``). Smaller runs simulate each cohort whole. The
+    merged summary is the same bits for any chunk size on the engines that integrate each
+    subject alone (fast, reference); the batched engine shares one step size within a
+    chunk, so other chunks move its numbers within the solver tolerance.
 
     ``executor`` (any :class:`concurrent.futures.Executor`: a process pool, Dask's
     ``client.get_executor()``) runs the chunks (or cohorts) in its workers; the results are
