@@ -34,7 +34,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -680,6 +680,20 @@ class ModelOptions(_Model):
         return out
 
 
+class SensitivityOptions(_Model):
+    """``[sensitivity]``: what ``ketasim sensitivity`` varies and reads out by default.
+    ``parameters``: dotted catalog names or globs (``mechanism.*``, ``ratings.*``,
+    ``drugs.ketamine.pd.*``); ``outputs``: ``READOUT@TIME[:ARM[ vs ARM]]``; names are
+    checked against the model when the analysis runs (docs/sensitivity.md)."""
+
+    parameters: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    method: Literal["morris", "sobol", "efast"] | None = None
+    n: Int | None = Field(default=None, ge=2)
+    mode: Literal["typical", "population"] | None = None
+    subjects: Int | None = Field(default=None, ge=2)
+
+
 class EngineOptions(_Model):
     """Solver choice and tolerances (relative, absolute in each state's unit)."""
 
@@ -700,6 +714,7 @@ class Scenario(_Model):
     outputs: Outputs = Field(default_factory=Outputs)
     model: ModelOptions = Field(default_factory=ModelOptions)
     engine: EngineOptions = Field(default_factory=EngineOptions)
+    sensitivity: SensitivityOptions = Field(default_factory=SensitivityOptions)
 
     @field_validator("name", mode="before")
     @classmethod
@@ -710,7 +725,7 @@ class Scenario(_Model):
 
     @classmethod
     def _fill(cls, data: dict[str, Any]) -> dict[str, Any]:
-        for key in ("population", "design", "outputs", "model", "engine"):
+        for key in ("population", "design", "outputs", "model", "engine", "sensitivity"):
             value = data.get(key, {})
             if isinstance(value, BaseModel):
                 value = value.model_dump()
