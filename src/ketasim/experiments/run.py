@@ -197,8 +197,8 @@ def simulate_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame,
 
 def engine_name(sc: Scenario) -> str:
     """The engine a scenario runs on: its ``[engine] method``, where ``auto`` is
-    :func:`ketasim.engine.default_engine` of the population size (``fast`` from 1,000
-    subjects where numba is installed, else ``batched``)."""
+    :func:`ketasim.engine.default_engine` (``fast`` where numba is installed, else
+    ``batched``)."""
     method = str(sc.engine.method)
     return default_engine(int(sc.population.size)) if method == "auto" else method
 
