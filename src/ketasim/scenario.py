@@ -629,7 +629,8 @@ class Outputs(_Model):
 
 def _readout_names(families: set[str]) -> str:
     fams = "|".join(sorted(families)) or "none yet"
-    return ", ".join(FIXED) + f", plasma.<x> or brain.<x> for x in {fams}"
+    return ", ".join(FIXED) + (f", plasma.<x>, plasma_arterial.<x> or brain.<x> for x in "
+                               f"{fams}, each also with .cmax, .tmax or .auc")
 
 
 class Hypotheses(_Model):
