@@ -87,7 +87,7 @@ def pk_summary(name: str) -> tuple[str, str] | None:
     """(concentration readout, statistic) of a PK summary name such as
     ``plasma.ketamine.cmax``; None for any other name."""
     base, _, stat = name.rpartition(".")
-    if stat in PK_SUMMARIES and base.partition(".")[0] in PK_PREFIXES and "." in base:
+    if stat in PK_SUMMARIES and base.partition(".")[0] in PK_PREFIXES and base.count(".") == 1:
         return base, stat
     return None
 
