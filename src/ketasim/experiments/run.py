@@ -27,7 +27,7 @@ from ketasim.engine import default_engine
 from ketasim.engine import get as get_engine
 from ketasim.engine.base import OK, Trajectories
 from ketasim.errors import ArgumentError, ScenarioError, SimulationError
-from ketasim.experiments import lab, measures, pksummary
+from ketasim.experiments import lab, measures, pksummary, tci
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
@@ -94,9 +94,9 @@ def cohorts(sc: Any) -> list[Cohort]:
             for k, arm in enumerate(sc.arms)]
 
 
-def cohort_model(sc: Any, cohort: Cohort) -> CompiledModel:
-    """The compiled model for a cohort: the scenario's species with every compound (and
-    metabolite) its arms give, by the routes they use."""
+def cohort_compounds(cohort: Cohort) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Every compound the cohort's arms give (in order of appearance) and the (compound,
+    route) pairs they use."""
     cat = catalog()
     comps: list[str] = []
     routes: set[tuple[str, str]] = set()
@@ -106,7 +106,14 @@ def cohort_model(sc: Any, cohort: Cohort) -> CompiledModel:
                 if c not in comps:
                     comps.append(c)
                 routes.add((c, d.route))
-    return build_model(sc.species, tuple(comps), tuple(sorted(routes)),
+    return tuple(comps), tuple(sorted(routes))
+
+
+def cohort_model(sc: Any, cohort: Cohort) -> CompiledModel:
+    """The compiled model for a cohort: the scenario's species with every compound (and
+    metabolite) its arms give, by the routes they use."""
+    comps, routes = cohort_compounds(cohort)
+    return build_model(sc.species, comps, routes,
                        auc=pksummary.auc_readouts(sc.outputs.readouts))
 
 
@@ -137,18 +144,34 @@ def _amount_nmol(dose: Any, cid: str, frac: float, weight: np.ndarray) -> np.nda
     return mag * weight * frac  # moles_per_kg
 
 
-def build_protocol(sc: Any, cohort: Cohort, weight: np.ndarray, stress: np.ndarray) -> Protocol:
-    """Dose events for every period of a cohort, plus the stress input."""
+def build_protocol(sc: Any, cohort: Cohort, weight: np.ndarray, stress: np.ndarray,
+                   model: CompiledModel | None = None, P: np.ndarray | None = None
+                   ) -> Protocol:
+    """Dose events for every period of a cohort, plus the stress input. Target-controlled
+    infusions (``target``) need the cohort's ``model`` and parameters ``P``: their rates
+    are computed per subject after every other dose is in place
+    (:mod:`ketasim.experiments.tci`)."""
     cat = catalog()
     prot = Protocol(len(weight), baseline_inputs={"stress": stress})
+    targeted: list[tuple[float, Any, str]] = []
     for arm, offset in zip(cohort.arms, cohort.offsets, strict=True):
         for d in arm.doses:
+            if d.target is not None:
+                targeted += [(offset + t, d, f"{arm.name}:{d.drug}") for t in d.times_h()]
+                continue
             for cid, frac in cat.composition(d.drug).items():
                 amount = _amount_nmol(d, cid, frac, weight)
                 for tgt in dose_targets(cat, sc.species, cid, d.route):
                     for t in d.times_h():
                         prot.events.append(DoseEvent(offset + t, tgt.state, amount * tgt.fraction,
                                                      d.duration_h or 0.0, f"{arm.name}:{d.drug}"))
+    for start, d, label in sorted(targeted, key=lambda x: x[0]):
+        if model is None or P is None:
+            raise ArgumentError("model", "a target-controlled infusion needs the cohort's "
+                                "model and parameters")
+        prot.events += tci.target_events(sc.species, cohort_compounds(cohort), model, P,
+                                         d.drug, d.target_ngml, start, d.duration_h,
+                                         list(prot.events), label)
     sched = getattr(sc.population, "stress", None)
     if sched is not None:  # rodent stress schedule: an input signal, load 0 before it
         prot.baseline_inputs["stress"] = np.zeros_like(stress)
@@ -194,7 +217,7 @@ def prepare_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame | None = None
     P = parameter_matrix(model, subjects, spec, sc.seed, model_overrides(sc, model))
     weight = subjects["weight"].to_numpy(float)
     stress = subjects["severity"].to_numpy(float)
-    prot = build_protocol(sc, cohort, weight, stress)
+    prot = build_protocol(sc, cohort, weight, stress, model, P)
     t_out, baselines = period_times(sc, cohort)
     t_start = min(prot.first_time(), *baselines) - 1.0
     y0 = burn_in(sc, model, P, prot, t_start)
