@@ -162,6 +162,8 @@ def test_pk_routes_example_runs() -> None:
     iv, oral, nasal = "iv bolus 10 mg", "oral 25 mg", "esketamine nasal 56 mg"
     assert mean[(iv, "plasma.ketamine.tmax", day)] < 0.1
     assert mean[(oral, "plasma.ketamine.tmax", day)] > 0.3
+    # nasal: the mucosal part peaks 20-40 min after the last spray (at 5 min)
+    assert 25 / 60 <= mean[(nasal, "plasma.ketamine.tmax", day)] <= 45 / 60
     # first pass: far more norketamine per ketamine after oral than after IV dosing
     ratio = {a: mean[(a, "plasma.norketamine.cmax", day)] / mean[(a, "plasma.ketamine.cmax",
                                                                     day)] for a in (iv, oral)}

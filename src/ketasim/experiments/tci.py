@@ -26,6 +26,8 @@ list of :class:`~ketasim.protocol.DoseEvent`.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from scipy.linalg import expm
 
@@ -81,7 +83,7 @@ def _propagate(A: np.ndarray, x: np.ndarray, t0: float, t1: float,
     """State of subject ``s`` at ``t1`` from ``x`` at ``t0`` under ``events``."""
     pts = sorted({t0, t1, *(e.time for e in events), *(e.end for e in events)})
     pts = [p for p in pts if t0 <= p <= t1]
-    for a, b in zip(pts[:-1], pts[1:], strict=True):
+    for a, b in itertools.pairwise(pts):
         for e in events:
             if e.duration == 0 and e.time == a and e.state in index:
                 x = x.copy()
@@ -116,7 +118,7 @@ def target_events(species: str, cohort_pk: tuple[tuple[str, ...], tuple[tuple[st
         assert mw is not None
         for tg in dose_targets(cat, species, cid, "iv_infusion"):
             b[index[tg.state]] += frac * tg.fraction * 1000.0 / mw.to("g/mol")
-    n_steps = max(1, int(round(duration / STEP_H)))
+    n_steps = max(1, round(duration / STEP_H))
     h = duration / n_steps
     # step k runs [edges[k], edges[k+1]): each step ends exactly where the next begins
     # (start + (b - a) == b in floating point), so no sliver segments reach the engines
