@@ -457,7 +457,9 @@ class Dose(_Model):
 
     @field_validator("amount", mode="before")
     @classmethod
-    def _amount(cls, v: Any) -> str:
+    def _amount(cls, v: Any) -> str | None:
+        if v is None:  # a target-controlled infusion (as_dict writes it out)
+            return None
         if isinstance(v, str) and not units.starts_with_number(v):
             raise _Bad('does not start with a finite number; write the amount as a number '
                        'with units, e.g. "0.5 mg/kg"')
@@ -469,7 +471,9 @@ class Dose(_Model):
 
     @field_validator("target", mode="before")
     @classmethod
-    def _target(cls, v: Any) -> str:
+    def _target(cls, v: Any) -> str | None:
+        if v is None:  # not a target-controlled infusion (as_dict writes it out)
+            return None
         if not isinstance(v, str) or not units.starts_with_number(v):
             raise _Bad('is not a concentration; write it as a number with units, e.g. '
                        '"150 ng/mL"')
