@@ -303,6 +303,7 @@ def test_nca_recovers_catalog_cl_and_vss(cid: str, species: str) -> None:
 # -- bioavailability -------------------------------------------------------------------------
 @pytest.mark.parametrize(("species", "cid", "route"), [
     ("human", "esketamine", "oral"), ("human", "esketamine", "intranasal"),
+    ("human", "arketamine", "sublingual"),
     ("human", "esketamine", "im"), ("mouse", "esketamine", "ip"), ("mouse", "arketamine", "ip"),
 ])
 def test_bioavailability(species: str, cid: str, route: str) -> None:

@@ -18,7 +18,8 @@ from ketasim import units
 Tag = Literal["P", "S", "U", "calibrated", "assumed", "derived"]
 SpeciesName = Literal["human", "rat", "mouse"]
 Route = Literal[
-    "iv_infusion", "iv_bolus", "im", "sc", "ip", "oral", "intranasal", "icv", "intracortical"
+    "iv_infusion", "iv_bolus", "im", "sc", "ip", "oral", "intranasal", "sublingual", "icv",
+    "intracortical"
 ]
 ROUTES: tuple[str, ...] = Route.__args__  # type: ignore[attr-defined]
 SPECIES: tuple[str, ...] = SpeciesName.__args__  # type: ignore[attr-defined]

@@ -38,7 +38,7 @@ from ketasim.catalog import Catalog
 from ketasim.catalog.schema import Disposition, Drug, RouteAbsorption, Sourced
 from ketasim.model.spec import ModelSpec
 
-EXTRAVASCULAR = ("im", "sc", "ip", "oral", "intranasal")
+EXTRAVASCULAR = ("im", "sc", "ip", "oral", "intranasal", "sublingual")
 PORTAL = ("ip", "oral")  # routes whose non-absorbed fraction passes the liver first
 
 
