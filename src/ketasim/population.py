@@ -108,11 +108,14 @@ def _draw_one(sc: Scenario, i: int) -> dict[str, Any]:
 
 
 def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, sc: Scenario,
-                     overrides: dict[str, float] | None = None) -> np.ndarray:
+                     overrides: dict[str, float] | None = None,
+                     columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Base+derived parameters for every subject: shape (n_params, n_subjects).
 
     Subject covariates map onto named model parameters; PK variability draws one
-    log-normal factor per compound family; ``overrides`` replace typical values by name.
+    log-normal factor per compound family; ``overrides`` replace typical values by name;
+    ``columns`` (name -> one value per subject) set a base parameter subject by subject,
+    last (a parameter sample as a batch: each sample row is a subject column).
     """
     base = model.base_parameters()
     names = list(model.spec.parameters)
@@ -143,6 +146,8 @@ def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, sc: Scenario,
         put(KNOCKOUT_PARAMS[ko], np.ones(n))
     if sc.population.variability:
         _pk_variability(B, names, subjects, sc.seed)
+    for name, column in (columns or {}).items():
+        B[names.index(name)] = np.broadcast_to(np.asarray(column, float), (n,))
     return model.complete(B)
 
 
