@@ -34,6 +34,7 @@ KNOCKOUT_PARAMS = {
 }
 # purposes: fixed keys so adding a draw never shifts another
 _DEMOGRAPHY, _GENETICS, _DISEASE, _PK, _RATING = 1, 2, 3, 4, 5
+_RESPONSE = 9  # (6 behaviour, 7 assays, 8 clinical measurement)
 
 
 @lru_cache(maxsize=1)
@@ -172,6 +173,10 @@ def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, spec: Populat
         put(KNOCKOUT_PARAMS[ko], np.ones(n))
     if spec.variability:
         _pk_variability(B, names, subjects, seed)
+        cv = _pv("variability", "dissociation_sensitivity_cv")
+        put("dissociation_sensitivity", np.array(
+            [_lognormal(rng_for(seed, int(i), _RESPONSE), cv) for i in subjects.index])
+            * np.exp(-0.5 * np.log1p(cv**2)))  # mean 1: the typical CADSS course is kept
     return model.complete(B)
 
 

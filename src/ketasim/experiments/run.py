@@ -27,7 +27,7 @@ from ketasim.engine import default_engine
 from ketasim.engine import get as get_engine
 from ketasim.engine.base import OK, Trajectories
 from ketasim.errors import ArgumentError, ScenarioError, SimulationError
-from ketasim.experiments import lab, measures
+from ketasim.experiments import clinic, lab, measures
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
@@ -415,8 +415,9 @@ def _check_not_all_failed(cohort: Cohort, outcomes: list[tuple[np.ndarray, np.nd
 def _measured(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     """Rating scales or behaviour, laboratory assays; only the requested readouts kept."""
     data = measures.apply(sc, data, spec)
-    if sc.species != "human":  # what the laboratory measures (assay error, lab units)
-        data = lab.apply_assays(sc, data)
+    # what the laboratory measures (assay error, lab units), or what the clinic reads
+    # (vital signs, CADSS, plasma BDNF with their errors)
+    data = lab.apply_assays(sc, data) if sc.species != "human" else clinic.apply(sc, data)
     return data.drop_vars([v for v in list(data.data_vars) if v not in _wanted(sc)
                            and data[v].dims[-1:] == ("time",)])
 
