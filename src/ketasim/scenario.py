@@ -353,6 +353,17 @@ class Population(_Model):
                 raise _Bad("is listed twice", value=ko, path=("knockouts", i))
         return self
 
+    @property
+    def genotype_mix(self) -> tuple[float, float, float] | None:
+        """BDNF (val_val, val_met, met_met) fractions; None: the species default."""
+        g = self.bdnf_val66met
+        return (g.val_val, g.val_met, g.met_met) if g is not None else None
+
+    @property
+    def madrs_min(self) -> float | None:
+        """Minimum baseline MADRS of the inclusion criteria; None: no criterion."""
+        return self.inclusion.madrs_min if self.inclusion is not None else None
+
 
 class Design(_Model):
     """Trial design. Crossover: ``period_length`` (follow-up per period, default 7 d) and

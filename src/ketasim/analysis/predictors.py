@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from scipy import stats
 from ketasim import units
 from ketasim.errors import ArgumentError
 from ketasim.experiments.endpoints import control_arm
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 COLUMNS = ["target", "predictor", "kind", "auc", "ci_low", "ci_high", "direction",
            "discrimination", "responders", "non_responders", "worth_measuring"]
@@ -97,7 +100,7 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
     return float(lo), float(hi)
 
 
-def _scenario_for(sc: Any, size: int | None = None) -> Any:
+def _scenario_for(sc: Scenario, size: int | None = None) -> Scenario:
     from ketasim.scenario import load_scenario
 
     if sc.species != "human":
@@ -123,7 +126,7 @@ def _scenario_for(sc: Any, size: int | None = None) -> Any:
     return load_scenario(data)
 
 
-def _active_period(sc: Any, data: Any) -> tuple[np.ndarray, np.ndarray, str]:
+def _active_period(sc: Scenario, data: Any) -> tuple[np.ndarray, np.ndarray, str]:
     """(subject rows, period index per row, arm) of the active arm's observations."""
     ctrl = control_arm(sc)
     active = next((a.name for a in sc.arms if a.name != ctrl), sc.arms[0].name)
@@ -178,7 +181,7 @@ def candidates(data: Any, rows: np.ndarray, periods: np.ndarray) -> list[tuple[s
     return out
 
 
-def predictor_table(sc: Any, data: Any, bootstrap: int = 0) -> pd.DataFrame:
+def predictor_table(sc: Scenario, data: Any, bootstrap: int = 0) -> pd.DataFrame:
     """The ranked predictor table of a run (see the module docstring)."""
     rows, periods, _ = _active_period(sc, data)
     cands = candidates(data, rows, periods)
@@ -211,7 +214,7 @@ def predictor_table(sc: Any, data: Any, bootstrap: int = 0) -> pd.DataFrame:
     return df
 
 
-def predictors(sc: Any, bootstrap: int = 0, progress: Any = None,
+def predictors(sc: Scenario, bootstrap: int = 0, progress: Any = None,
                simulate: Callable[..., Any] | None = None,
                size: int | None = None) -> pd.DataFrame:
     """Run the scenario (with the outputs the candidates need; ``size`` replaces its

@@ -24,13 +24,16 @@ import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
 from ketasim.catalog.schema import Sourced
 from ketasim.population import rng_for
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 __all__ = ["Measurement", "apply", "measurement_table"]
 
@@ -97,7 +100,7 @@ def measured(m: Measurement, values: np.ndarray, z: np.ndarray) -> np.ndarray:
     return values * np.exp(sigma * (z[..., 1:] - z[..., :1]))
 
 
-def apply(sc: Any, data: xr.Dataset) -> xr.Dataset:
+def apply(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     """Replace each measured human readout of ``data`` by what the clinic reads."""
     if not bool(sc.population.variability):
         return data

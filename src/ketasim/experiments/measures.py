@@ -22,12 +22,15 @@ Random draws use each subject's own stream.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import xarray as xr
 
-from ketasim.population import PopulationSpec, _pv, rng_for
+from ketasim.population import _pv, rng_for
+
+if TYPE_CHECKING:  # the scenario contract sits above the experiments layer
+    from ketasim.scenario import Scenario
 
 _RATING, _BEHAVIOUR = 5, 6
 FST_SCORED_S = 240.0  # last 4 min of a 6-min forced swim test
@@ -56,7 +59,7 @@ def _trait_madrs(seed: int, subjects: np.ndarray, minimum: float | None,
     return out
 
 
-def _expectancy_course(sc: Any, data: xr.Dataset, times: np.ndarray, onset: float,
+def _expectancy_course(sc: Scenario, data: xr.Dataset, times: np.ndarray, onset: float,
                        decay: float) -> xr.DataArray:
     """Time course (subject, period, time) of expectancy: each dose of the period's arm
     renews it (rise over ``onset``, wane over ``decay``); the strongest dose so far counts."""
@@ -100,7 +103,8 @@ def _relief(mood: xr.DataArray, mood0: xr.DataArray, share: xr.DataArray) -> xr.
     return _pv("ratings", "relief_max") * share * step
 
 
-def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+def human_scores(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
+    pop = sc.population
     subj = data["subject"].values
     mood0 = data["mood@baseline"].isel(period=0)
     times = data["time"].values
@@ -108,22 +112,22 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     kin = _expectancy_course(sc, data, times, onset, decay)
     perceived = data["perceived_effect"]  # model state: peak felt so far, fading
     expect = np.full(len(subj), _pv("ratings", "placebo_mean"))
-    if spec.variability:
+    if pop.variability:
         expect += _pv("ratings", "placebo_sd") * _noise(sc.seed, subj, (), _RATING, 1)
     if sc.design.blinding == "open_label":
         expect *= _pv("ratings", "open_label_gain")  # patients know they get the drug
     expect_da = xr.DataArray(expect, dims="subject")
     placebo = expect_da * (1 + _pv("ratings", "placebo_active_gain") * perceived) * \
         kin
-    share = _synaptic_share(sc.seed, subj, spec.variability)
+    share = _synaptic_share(sc.seed, subj, pop.variability)
     # independent action: expectancy relieves a share of the symptoms that synaptic
     # recovery leaves, so the two cannot add up to more than the whole score
     improvement = 1 - (1 - _relief(data["mood"], mood0, share)) * (1 - placebo)
-    trait = _trait_madrs(sc.seed, subj, spec.madrs_min, spec.variability)
+    trait = _trait_madrs(sc.seed, subj, pop.madrs_min, pop.variability)
     trait_da = xr.DataArray(trait, dims="subject")
     noise_sd = float(np.hypot(_pv("ratings", "rater_sd"), _pv("ratings", "fluctuation_sd")))
     shape = (data.sizes["period"], data.sizes["time"] + 1)
-    sd = noise_sd if spec.variability else 0.0
+    sd = noise_sd if pop.variability else 0.0
     eps = _noise(sc.seed, subj, shape, _RATING, 2) * sd
     eps_h = _noise(sc.seed, subj, shape, _RATING, 3) * sd * _pv("ratings", "hamd_per_madrs")
     base_imp = _relief(data["mood@baseline"], mood0, share)
@@ -139,7 +143,7 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     return _endpoints(sc, data, out)
 
 
-def _endpoints(sc: Any, data: xr.Dataset, s: dict[str, xr.DataArray]) -> xr.Dataset:
+def _endpoints(sc: Scenario, data: xr.Dataset, s: dict[str, xr.DataArray]) -> xr.Dataset:
     primary = getattr(sc.outputs, "primary_scale", "madrs")
     thr = float(getattr(sc.outputs, "response_threshold", 50.0)) / 100.0
     remit = float(getattr(sc.outputs, "remission_madrs", 10.0))
@@ -160,7 +164,7 @@ def _endpoints(sc: Any, data: xr.Dataset, s: dict[str, xr.DataArray]) -> xr.Data
     return data
 
 
-def _treatment_end(sc: Any, data: xr.DataArray | xr.Dataset) -> np.ndarray:
+def _treatment_end(sc: Scenario, data: xr.DataArray | xr.Dataset) -> np.ndarray:
     """Index of the first rating at or after each (subject, period)'s last dose."""
     last = {a.name: max(max(d.times_h()) for d in a.doses) for a in sc.arms}
     times = data["time"].values
@@ -190,11 +194,11 @@ def relapse_free(response: xr.DataArray, start: np.ndarray | None = None) -> xr.
     return xr.DataArray(out, dims=response.dims, coords=response.coords)
 
 
-def rodent_behaviour(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+def rodent_behaviour(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     subj = data["subject"].values
     mood = data["mood"]
     shape = (data.sizes["period"], data.sizes["time"])
-    z = [_noise(sc.seed, subj, shape, _BEHAVIOUR, k) if spec.variability
+    z = [_noise(sc.seed, subj, shape, _BEHAVIOUR, k) if sc.population.variability
          else np.zeros((len(subj), *shape)) for k in range(3)]
     dims = ("subject", "period", "time")
     fst0 = _pv("behaviour", f"fst_healthy_{'mouse' if sc.species == 'mouse' else 'rat'}")
@@ -216,8 +220,8 @@ def rodent_behaviour(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Data
     })
 
 
-def apply(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+def apply(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     """Add the measurement readouts the species has (scores or behaviour)."""
     if sc.species == "human":
-        return human_scores(sc, data, spec)
-    return rodent_behaviour(sc, data, spec)
+        return human_scores(sc, data)
+    return rodent_behaviour(sc, data)

@@ -26,7 +26,7 @@ of finite values, degenerate tests NaN).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from scipy import stats
 
 from ketasim.experiments.endpoints import control_arm, is_fraction
 from ketasim.result import SUMMARY_COLUMNS
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 QUANTILE_SAMPLE = 20_000  # subjects per cell whose values are kept for quantiles
 
@@ -121,7 +124,7 @@ class Cell:
 class SummaryAccumulator:
     """Merge per-chunk datasets into the summary table (see the module docstring)."""
 
-    def __init__(self, sc: Any, quantile_sample: int = QUANTILE_SAMPLE) -> None:
+    def __init__(self, sc: Scenario, quantile_sample: int = QUANTILE_SAMPLE) -> None:
         self.sc = sc
         self.k = int(quantile_sample)
         self.arms = [a.name for a in sc.arms]
