@@ -109,11 +109,14 @@ def _draw_one(sc: Scenario, i: int) -> dict[str, Any]:
 
 
 def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, sc: Scenario,
-                     overrides: dict[str, float] | None = None) -> np.ndarray:
+                     overrides: dict[str, float] | None = None,
+                     columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Base+derived parameters for every subject: shape (n_params, n_subjects).
 
     Subject covariates map onto named model parameters; PK variability draws one
-    log-normal factor per compound family; ``overrides`` replace typical values by name.
+    log-normal factor per compound family; ``overrides`` replace typical values by name;
+    ``columns`` (name -> one value per subject) set a base parameter subject by subject,
+    last (a parameter sample as a batch: each sample row is a subject column).
     """
     base = model.base_parameters()
     names = list(model.spec.parameters)
@@ -148,6 +151,8 @@ def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, sc: Scenario,
         put("dissociation_sensitivity", np.array(
             [_lognormal(rng_for(sc.seed, int(i), _RESPONSE), cv) for i in subjects.index])
             * np.exp(-0.5 * np.log1p(cv**2)))  # mean 1: the typical CADSS course is kept
+    for name, column in (columns or {}).items():
+        B[names.index(name)] = np.broadcast_to(np.asarray(column, float), (n,))
     return model.complete(B)
 
 

@@ -66,7 +66,13 @@ def auc(x: np.ndarray, y: np.ndarray) -> float:
 
 def delong_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """AUC and its confidence interval from DeLong's (1988) variance (structural
-    components), clipped to [0, 1]."""
+    components), clipped to [0, 1].
+
+    The structural components come from midranks (Sun & Xu 2014, IEEE Signal Process Lett
+    21:1389): a responder's V10 is (its rank among all - its rank among responders) / n0,
+    a non-responder's V01 is 1 - (its rank among all - its rank among non-responders) / n1,
+    ties counting one half. The same numbers as the n1 x n0 comparison matrix in O(n)
+    memory (that matrix is 24 GB at 100,000 subjects)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep] > 0.5
@@ -74,9 +80,10 @@ def delong_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> tuple[float,
     m, n = pos.size, neg.size
     if m < 2 or n < 2:
         return auc(x, y), np.nan, np.nan
-    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
-    a = float(psi.mean())
-    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    ranks = stats.rankdata(x)  # midranks among all subjects
+    v10 = (ranks[y] - stats.rankdata(pos)) / n
+    v01 = 1.0 - (ranks[~y] - stats.rankdata(neg)) / m
+    a = float(v10.mean())
     var = v10.var(ddof=1) / m + v01.var(ddof=1) / n
     z = float(stats.norm.ppf(0.5 + level / 2))
     half = z * float(np.sqrt(max(var, 0.0)))

@@ -11,14 +11,14 @@ drugs are looked up by id or alias.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ketasim.catalog.schema import ROUTES, SPECIES, Drug, Sourced, Species, Technique
 from ketasim.errors import CatalogError
@@ -122,6 +122,13 @@ class Catalog:
     mechanism: Table
     population: Table
     assays: dict[str, Technique]
+    paths: dict[int, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def path_of(self, value: Sourced) -> str:
+        """The dotted name of a catalog value (``drugs.esketamine.pk.human.cl``), '' for a
+        value that is not this catalog's. Metabolites are named by what they form
+        (``drugs.esketamine.metabolites.s_norketamine.fraction``), never by position."""
+        return self.paths.get(id(value), "")
 
     def resolve(self, name: str) -> str:
         """Catalog id for a drug id or alias (case-insensitive); CatalogError if unknown."""
@@ -200,10 +207,14 @@ def load_catalog(folder: str | Path | None = None) -> Catalog:
     drugs: dict[str, Drug] = src.entries("drugs", Drug)
     species: dict[str, Species] = src.entries("species", Species)
     _check_references(src.label, drugs, species)
+    paths: dict[int, str] = {}
+    for kind, items in (("drugs", drugs), ("species", species)):
+        for key, item in items.items():
+            _index(item, f"{kind}.{key}", paths)
     return Catalog(drugs=drugs, species=species, aliases=_aliases(src.label, drugs),
                    mechanism=src.table("mechanism.toml"),
                    population=src.table("population.toml"),
-                   assays=src.techniques("assays.toml"))
+                   assays=src.techniques("assays.toml"), paths=paths)
 
 
 def _aliases(label: str, drugs: dict[str, Drug]) -> dict[str, str]:
@@ -240,3 +251,20 @@ def _check_references(label: str, drugs: dict[str, Drug], species: dict[str, Spe
 def catalog() -> Catalog:
     """The packaged catalog, loaded and validated once (:func:`load_catalog`)."""
     return load_catalog()
+
+
+def _index(node: Any, path: str, out: dict[int, str]) -> None:
+    """Record the dotted name of every Sourced value under ``node`` (by object identity)."""
+    if isinstance(node, Sourced):
+        out[id(node)] = path
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            _index(getattr(node, name), f"{path}.{name}", out)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _index(value, f"{path}.{key}", out)
+    elif isinstance(node, list):
+        for value in node:
+            to = getattr(value, "to", None)
+            if isinstance(value, BaseModel) and isinstance(to, str):
+                _index(value, f"{path}.{to}", out)

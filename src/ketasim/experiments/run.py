@@ -165,15 +165,17 @@ class PreparedCohort:
     y0: np.ndarray  # (n_states, n_subjects): state at t_start
 
 
-def prepare_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame | None = None
-                   ) -> PreparedCohort:
+def prepare_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame | None = None,
+                   columns: dict[str, np.ndarray] | None = None) -> PreparedCohort:
     """Model, parameters (with the scenario's overrides, checked by name), protocol, output
-    times and burn-in state of a cohort; ``subjects`` (drawn when None) are its covariates.
-    The one preparation used by :func:`run` and by the SBML exporter."""
+    times and burn-in state of a cohort; ``subjects`` (drawn when None) are its covariates,
+    ``columns`` per-subject values of model parameters (by name; see
+    :func:`ketasim.population.parameter_matrix`). The one preparation used by :func:`run`,
+    the sensitivity analysis and the SBML exporter."""
     model = cohort_model(sc, cohort)
     if subjects is None:
         subjects = draw_subjects(sc, cohort.subjects)
-    P = parameter_matrix(model, subjects, sc, model_overrides(sc, model))
+    P = parameter_matrix(model, subjects, sc, model_overrides(sc, model), columns)
     weight = subjects["weight"].to_numpy(float)
     stress = subjects["severity"].to_numpy(float)
     prot = build_protocol(sc, cohort, weight, stress)
@@ -184,9 +186,10 @@ def prepare_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame | None =
 
 
 def simulate_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame,
-                    progress: Progress | None = None) -> dict[str, Any]:
+                    progress: Progress | None = None,
+                    columns: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Integrate one cohort; return readout arrays (subject, period, time) and statuses."""
-    c = prepare_cohort(sc, cohort, subjects)
+    c = prepare_cohort(sc, cohort, subjects, columns)
     engine = get_engine(engine_name(sc))
     traj = engine.simulate(c.model, c.P, c.y0, c.protocol, c.t_out, c.t_start,
                            rtol=sc.engine.rtol, atol=sc.engine.atol, progress=progress)
@@ -274,7 +277,10 @@ def run(sc: Scenario, progress: Progress | None = None, keep_subjects: bool | No
     (:mod:`ketasim.experiments.stream`), so memory does not grow with the population.
     ``RunResult.data`` then holds every subject only with ``keep_subjects=True``; otherwise
     the first :data:`SAMPLE_SUBJECTS` subjects of each cohort (for the report), and the
-    manifest says so (``subjects_in_data``). Smaller runs simulate each cohort whole.
+    manifest says so (``subjects_in_data``). Smaller runs simulate each cohort whole. The
+    merged summary is the same bits for any chunk size on the engines that integrate each
+    subject alone (fast, reference); the batched engine shares one step size within a
+    chunk, so other chunks move its numbers within the solver tolerance.
 
     ``executor`` (any :class:`concurrent.futures.Executor`: a process pool, Dask's
     ``client.get_executor()``) runs the chunks (or cohorts) in its workers; the results are
@@ -357,6 +363,23 @@ def simulate_part(sc: Scenario, part: Cohort, keep: int | None = None,
     subjects = draw_subjects(sc, part.subjects)
     res = simulate_cohort(sc, part, subjects, progress)
     return _cohort_dataset(sc, part, subjects, res)
+
+
+def simulate_columns(sc: Scenario, part: Cohort, subjects: pd.DataFrame,
+                     columns: dict[str, np.ndarray], constants: dict[str, np.ndarray],
+                     progress: Progress | None = None) -> xr.Dataset:
+    """A cohort whose subjects each carry their own parameter values, simulated and
+    measured: a parameter sample as one batch (each row a subject column).
+
+    ``columns``: model parameter name -> one value per subject; ``constants``: dotted
+    measurement constant (``population.ratings.relief_max``) -> one value per subject,
+    read by :mod:`ketasim.experiments.measures` instead of the catalog value. ``subjects``
+    may repeat global indices (the same virtual subject under several parameter rows)."""
+    res = simulate_cohort(sc, part, subjects, progress, columns)
+    ds = _cohort_dataset(sc, part, subjects, res)
+    for name, values in constants.items():
+        ds[measures.CONSTANT_PREFIX + name] = ("subject", np.asarray(values, float))
+    return _measured(sc, ds)
 
 
 @dataclass

@@ -17,5 +17,6 @@ def mech(m: ModelSpec, section: str, name: str) -> str:
     if name in m.parameters:
         return name
     s = mechanism_table()[section][name]
-    m.param(name, s.value, s.unit, s.source, s.tag, s.note, group=section)
+    m.param(name, s.value, s.unit, s.source, s.tag, s.note, group=section,
+            origin=f"mechanism.{section}.{name}")
     return name
