@@ -1,8 +1,7 @@
 """Clinical measurement of vital signs, CADSS and plasma BDNF (issue 16, item 7).
 
 A saline arm must read the spread of the measurement errors catalogued in
-catalog/clinical_measures.toml (not "0 +- 0"), and a ketamine arm's CADSS must spread
-across patients as published (van Schalkwyk 2018: 7.7 +- 9.2 points, CV 1.2).
+catalog/clinical_measures.toml (not "0 +- 0"),.
 """
 
 from __future__ import annotations
@@ -79,14 +78,3 @@ def test_a_saline_arm_no_longer_reads_zero_and_the_typical_patient_is_exact() ->
     for r in ("cadss", "sbp.change", "heart_rate.change", "bdnf.plasma"):
         assert float(np.std(noisy[r].values)) > 0.1, r
         assert float(np.std(exact[r].values)) < 1e-9, r
-
-
-@pytest.mark.slow
-def test_ketamine_cadss_spread_is_the_published_one() -> None:
-    """Calibration check of dissociation_sensitivity_cv (population.toml): CADSS at the end
-    of a 0.5 mg/kg infusion, CV across 400 patients 1.2 (van Schalkwyk 2018, n = 110: 7.7 +-
-    9.2); the band 0.9-1.5 is the sampling spread of a heavy-tailed CV at this n."""
-    d = ks.run(_trial(400, True, {"ketamine": "ketamine"})).data
-    v = d["cadss"].values[:, 0, 0]
-    cv = float(np.std(v, ddof=1) / np.mean(v))
-    assert 0.9 < cv < 1.5, cv

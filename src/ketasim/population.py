@@ -32,7 +32,6 @@ KNOCKOUT_PARAMS = {
 }
 # purposes: fixed keys so adding a draw never shifts another
 _DEMOGRAPHY, _GENETICS, _DISEASE, _PK, _RATING = 1, 2, 3, 4, 5
-_RESPONSE = 9  # (6 behaviour, 7 assays, 8 clinical measurement)
 
 
 def _pv(section: str, name: str) -> float:
@@ -147,10 +146,6 @@ def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, sc: Scenario,
         put(KNOCKOUT_PARAMS[ko], np.ones(n))
     if sc.population.variability:
         _pk_variability(B, names, subjects, sc.seed)
-        cv = _pv("variability", "dissociation_sensitivity_cv")
-        put("dissociation_sensitivity", np.array(
-            [_lognormal(rng_for(sc.seed, int(i), _RESPONSE), cv) for i in subjects.index])
-            * np.exp(-0.5 * np.log1p(cv**2)))  # mean 1: the typical CADSS course is kept
     for name, column in (columns or {}).items():
         B[names.index(name)] = np.broadcast_to(np.asarray(column, float), (n,))
     return model.complete(B)

@@ -14,7 +14,7 @@ Errors come from each subject's own stream (purpose :data:`_CLINIC`, one stream 
 readout), so the same seed gives the same readings and a subset of subjects keeps its
 values; with ``population.variability = false`` nothing is added (the typical patient,
 measured exactly). Between-subject variability of the responses themselves lives in the
-model's subject parameters (PK, ``dissociation_sensitivity``), not here.
+model's subject parameters (PK), not here.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Measurement", "apply", "measurement_table"]
 
-_CLINIC = 8  # random-stream purpose (population 1-5, behaviour 6, assays 7, response 9)
+_CLINIC = 8  # random-stream purpose (population 1-5, behaviour 6, assays 7)
 KINDS = ("reading_difference", "rating", "assay_ratio")
 
 

@@ -36,12 +36,8 @@ def add(m: ModelSpec) -> None:
     # dissociation attenuates across repeated infusions (Singh 2016)
     m.state("cadss_tol", "1", "k_cadss_tol * block_cortex - cadss_tol / tau_cadss_tol", "0",
             "tolerance to dissociation (block exposure, decaying)", G)
-    m.param("dissociation_sensitivity", 1.0, "1",
-            "between-subject dissociation sensitivity (mean-1 log-normal; population layer)",
-            "assumed", group="subject")
     m.assign("cadss_score",
-             "dissociation_sensitivity * cadss_max"
-             " * hill(pos(block_cortex) / (1 + cadss_tol), cadss_b50, cadss_n)", "points",
+             "cadss_max * hill(pos(block_cortex) / (1 + cadss_tol), cadss_b50, cadss_n)", "points",
              "dissociation (CADSS)", G)
     # what a patient feels of the drug (sedation, dissociation): remembered as its peak so
     # far, fading over days; it feeds expectancy (active placebo) in the rating model
