@@ -22,11 +22,11 @@ import pandas as pd
 from ketasim.validation import run_validation
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--case", action="append", default=None)
-    a = ap.parse_args()
+    a = ap.parse_args(argv)
     print(f"cpus: {os.cpu_count()}; cases: {', '.join(a.case) if a.case else 'all'}")
     t0 = time.perf_counter()
     serial = run_validation(a.case)

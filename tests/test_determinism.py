@@ -68,3 +68,14 @@ def test_whole_cohorts_serial_and_parallel(tmp_path: Path) -> None:
     flags = ("--chunk-size", "2")
     assert _summary(tmp_path, "batched", *flags) == _summary(tmp_path, "batched", *flags,
                                                              "--jobs", "2")
+
+
+def test_fast_engine_same_summary_for_every_chunk_size(tmp_path: Path) -> None:
+    # the fast engine integrates groups of subjects in lanes that never mix, so a
+    # subject's numbers do not depend on its chunk or group either
+    pytest.importorskip("numba")
+    chunked = {flags: _summary(tmp_path, "fast", *flags) for flags in (
+        ("--chunk-size", "1"), ("--chunk-size", "2", "--jobs", "2"), ("--chunk-size", "3"))}
+    first = next(iter(chunked.values()))
+    for flags, text in chunked.items():
+        assert text == first, flags

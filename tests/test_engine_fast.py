@@ -116,30 +116,58 @@ def test_synthetic_start_after_zero_and_outputs_before_start() -> None:
     assert_close(got.y, ref.y)
 
 
-def test_symbolic_jacobian_matches_finite_differences() -> None:
-    cm, P, y0, _, _ = _synthetic_case(1)
+def _tapes_at(cm: Any, P: np.ndarray, y: np.ndarray, u: np.ndarray, t: float,
+              r: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """f, the dense Jacobian and df/dt of one subject from the compiled tape interpreter."""
+    from ketasim.engine import kernel
+
     fm = fast.compile_fast(cm)
-    st = fm.structure
-    n = cm.n_states
-    y = y0[:, 0] + 0.3
-    p = np.ascontiguousarray(P[:, 0])
-    u = np.array([0.7])
-    jv, dfdt = np.zeros(st.nnz), np.zeros(n)
-    fm.module._jac(2.0, y, p, u, jv, dfdt)
+    pr, st, n = fm.program, fm.structure, cm.n_states
+    regs = np.zeros((pr.n_regs, 1))
+    col = lambda v: np.ascontiguousarray(np.asarray(v, float).reshape(-1, 1))  # noqa: E731
+    tt, yy, pp, uu, rr = np.array([t]), col(y), col(P), col(u), col(r)
+    f, jv, dfdt, dummy = np.zeros((n, 1)), np.zeros((st.nnz, 1)), np.zeros((n, 1)), \
+        np.zeros((1, 1))
+    kernel.run_tape(pr.prelude, pr.consts, regs, tt, yy, pp, uu, rr, dummy, dummy)
+    kernel.run_tape(pr.rhs, pr.consts, regs, tt, yy, pp, uu, rr, f, dummy)
+    kernel.run_tape(pr.jac, pr.consts, regs, tt, yy, pp, uu, rr, jv, dfdt)
     dense = np.zeros((n, n))
     for k in range(n):
         for jj in range(st.rowptr[k], st.rowptr[k + 1]):
-            dense[k, st.cols[jj]] = jv[jj]
-    f0, f1, r = np.zeros(n), np.zeros(n), np.zeros(n)
-    fm.module._rhs(2.0, y, p, u, r, f0)
+            dense[k, st.cols[jj]] = jv[jj, 0]
+    return f[:, 0], dense, dfdt[:, 0]
+
+
+def test_tapes_match_numpy_rhs_and_finite_differences() -> None:
+    cm, P, y0, _, _ = _synthetic_case(1)
+    n = cm.n_states
+    y = y0[:, 0] + 0.3
+    u, r = np.array([0.7]), np.linspace(0.0, 1.0, n)
+    f, dense, dfdt = _tapes_at(cm, P[:, 0], y, u, 2.0, r)
+
+    def rhs(t: float, yv: np.ndarray) -> np.ndarray:
+        return cm.rhs(t, yv[:, None], P[:, :1], u[:, None], r[:, None])[:, 0]
+
+    np.testing.assert_allclose(f, rhs(2.0, y), rtol=1e-14, atol=0)
     for j in range(n):
         h = 1e-7 * max(1.0, abs(y[j]))
         yp = y.copy()
         yp[j] += h
-        fm.module._rhs(2.0, yp, p, u, r, f1)
-        np.testing.assert_allclose(dense[:, j], (f1 - f0) / h, rtol=1e-4, atol=1e-4)
-    fm.module._rhs(2.0 + 1e-6, y, p, u, r, f1)
-    np.testing.assert_allclose(dfdt, (f1 - f0) / 1e-6, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(dense[:, j], (rhs(2.0, yp) - f) / h, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dfdt, (rhs(2.0 + 1e-6, y) - f) / 1e-6, rtol=1e-4, atol=1e-6)
+
+
+def test_group_composition_does_not_change_a_subject() -> None:
+    """Lanes of a group never mix: subject k alone gives the numbers it gives in a batch."""
+    cm, P, y0, prot, t_out = _synthetic_case(11)
+    full = fast.simulate(cm, P, y0, prot, t_out, 0.0)
+    for k in (0, 5, 10):
+        one = Protocol(1, [DoseEvent(e.time, e.state, np.atleast_1d(e.amount)[[k]], e.duration)
+                           for e in prot.events],
+                       [Signal(s.name, s.start, s.end, s.value[[k]]) for s in prot.signals],
+                       {"stress": prot.baseline_inputs["stress"][[k]]})
+        alone = fast.simulate(cm, P[:, [k]], y0[:, [k]], one, t_out, 0.0)
+        np.testing.assert_array_equal(alone.y[0], full.y[k])
 
 
 def test_failed_subject_is_flagged_not_silent() -> None:
@@ -207,8 +235,12 @@ def _scenarios() -> dict[str, tuple[dict[str, Any], int]]:
     import ketasim
 
     default = ketasim.default_scenario().as_dict()
+    from ketasim.units import hours
+
+    within = [t for t in default["outputs"]["times"] if hours(t) <= hours("7 d")]
     single = {**default, "design": {"type": "parallel", "follow_up": "7 d"},
-              "arms": [a for a in default["arms"] if a["name"] == "ketamine"]}
+              "arms": [a for a in default["arms"] if a["name"] == "ketamine"],
+              "outputs": {**default["outputs"], "times": within}}
     return {
         "single_infusion_human": (single, 0),
         "repeated_infusions_human": (_example("repeated_infusions"), 0),
@@ -245,13 +277,15 @@ def test_scenario_readouts_match_reference(name: str) -> None:
 @pytest.mark.slow
 def test_scenario_failures_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     import ketasim
+    from ketasim.errors import SimulationError
 
     base, _ = _scenarios()["single_infusion_human"]
-    sc = _scenario(base, 3, "fast", 1e-6, 1e-9)
     monkeypatch.setattr(fast, "simulate", functools.partial(fast.simulate, max_steps=5))
-    res = ketasim.run(sc)
-    assert res.manifest["solver_status"] == {"failed": 3}
-    assert all("too many steps" in str(m) for m in res.data["message"].values)
+    res = cohort_values(base, 0, "fast", n=3, rtol=1e-6, atol=1e-9)
+    assert list(res["status"]) == ["failed"] * 3  # each subject's own status
+    sc = _scenario(base, 3, "fast", 1e-6, 1e-9)
+    with pytest.raises(SimulationError, match=r"all 3 subjects failed.*too many steps"):
+        ketasim.run(sc)  # a cohort with no result is one error, never silent NaNs
 
 
 @pytest.mark.slow

@@ -232,7 +232,10 @@ def test_sample_rows_as_subject_columns_match_runs_with_overrides(monkeypatch) -
                                  (2, {"esketamine_ic50_2b": 8.0}, 1)):
         ref = {**nominal, **(_typical_run(sc, overrides, arms) if overrides else {})}
         k, p = ref[("ketamine", "madrs.change")], ref[("saline", "madrs.change")]
-        assert Y[row] == pytest.approx([k, k - p, ref[("ketamine", "cadss")]], rel=1e-4)
+        # batches of 4 and of 1 share the batched solver's step control differently: they
+        # agree to a few solver tolerances (the arterial mixing pool of the ketamine PK, a
+        # 1-min time constant, makes the system stiffer: 1.4e-4 seen on k - p)
+        assert Y[row] == pytest.approx([k, k - p, ref[("ketamine", "cadss")]], rel=3e-4)
     assert not np.allclose(Y[1], Y[0], rtol=1e-3)  # the rows differ: no value is shared
     assert Y[2, 2] != pytest.approx(Y[0, 2], rel=1e-3)
     from ketasim.experiments import measures

@@ -1,7 +1,9 @@
 """The readouts a scenario can ask for: names and units from the public contract.
 
-``plasma.<drug>`` and ``brain.<drug>`` exist for every catalog compound family
-(``plasma.ketamine`` sums esketamine and arketamine); the rest are fixed names.
+``plasma.<drug>`` (venous), ``plasma_arterial.<drug>`` and ``brain.<drug>`` exist for every
+catalog compound family (``plasma.ketamine`` sums esketamine and arketamine); each has the
+PK summaries ``<readout>.cmax``, ``.tmax`` and ``.auc`` (per subject and period, from the
+period's start to each output time); the rest are fixed names.
 """
 
 from __future__ import annotations
@@ -70,7 +72,33 @@ _FIXED: tuple[Readout, ...] = (
 )
 
 FIXED: dict[str, Readout] = {r.name: r for r in _FIXED}
-PK_PREFIXES = {"plasma": "ng/mL", "brain": "uM"}
+PK_PREFIXES = {"plasma": "ng/mL", "plasma_arterial": "ng/mL", "brain": "uM"}
+PK_SUMMARIES = ("cmax", "tmax", "auc")
+_WHERE = {"plasma": "total venous plasma", "plasma_arterial": "total arterial plasma",
+          "brain": "unbound brain"}
+_SUMMARY_MEANING = {
+    "cmax": "highest {base} since the period began",
+    "tmax": "time of the highest {base} since the period began (h on the period's clock)",
+    "auc": "area under {base} from the period's start",
+}
+
+
+def pk_summary(name: str) -> tuple[str, str] | None:
+    """(concentration readout, statistic) of a PK summary name such as
+    ``plasma.ketamine.cmax``; None for any other name."""
+    base, _, stat = name.rpartition(".")
+    if stat in PK_SUMMARIES and base.partition(".")[0] in PK_PREFIXES and base.count(".") == 1:
+        return base, stat
+    return None
+
+
+def summary_unit(base_unit: str, stat: str) -> str:
+    """Unit of a PK summary of a readout in ``base_unit``."""
+    if stat == "tmax":
+        return "h"
+    if stat == "auc":
+        return {"ng/mL": "ng*h/mL", "uM": "uM*h"}[base_unit]
+    return base_unit
 
 
 def lookup(name: str, compound_families: set[str]) -> Readout | None:
@@ -80,8 +108,14 @@ def lookup(name: str, compound_families: set[str]) -> Readout | None:
     """
     if name in FIXED:
         return FIXED[name]
+    summary = pk_summary(name)
+    if summary is not None:
+        base = lookup(summary[0], compound_families)
+        if base is None:
+            return None
+        return Readout(name, summary_unit(base.unit, summary[1]),
+                       _SUMMARY_MEANING[summary[1]].format(base=base.meaning))
     prefix, _, fam = name.partition(".")
     if prefix in PK_PREFIXES and fam in compound_families:
-        where = "total venous plasma" if prefix == "plasma" else "unbound brain"
-        return Readout(name, PK_PREFIXES[prefix], f"{where} concentration of {fam}")
+        return Readout(name, PK_PREFIXES[prefix], f"{_WHERE[prefix]} concentration of {fam}")
     return None

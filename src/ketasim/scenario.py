@@ -418,12 +418,16 @@ class Dose(_Model):
     """One dosing regimen of one drug in an arm.
 
     ``amount`` is per administration, with units (mg/kg, mg, ug/kg, nmol, ...); infusions
-    deliver it evenly over ``duration``. Start times are ``at`` (a list; negative =
+    deliver it evenly over ``duration``. Or, for an ``iv_infusion``, ``target``: a plasma
+    concentration (ng/mL, ug/mL, mg/L) held for ``duration`` by a target-controlled
+    infusion, whose rates are computed per subject from its own PK
+    (:mod:`ketasim.experiments.tci`). Start times are ``at`` (a list; negative =
     pretreatment) or ``every`` + ``count`` from ``start`` (default "0 h").
     """
 
     drug: str
-    amount: str
+    amount: str | None = None
+    target: str | None = None
     route: RouteName
     duration: Time | None = None
     at: list[Time] | None = None
@@ -456,7 +460,9 @@ class Dose(_Model):
 
     @field_validator("amount", mode="before")
     @classmethod
-    def _amount(cls, v: Any) -> str:
+    def _amount(cls, v: Any) -> str | None:
+        if v is None:  # a target-controlled infusion (as_dict writes it out)
+            return None
         if isinstance(v, str) and not units.starts_with_number(v):
             raise _Bad('does not start with a finite number; write the amount as a number '
                        'with units, e.g. "0.5 mg/kg"')
@@ -468,6 +474,24 @@ class Dose(_Model):
             raise _Bad("is too large; a dose must be finite in ug or nmol (per kg)")
         return v.strip()
 
+    @field_validator("target", mode="before")
+    @classmethod
+    def _target(cls, v: Any) -> str | None:
+        if v is None:  # not a target-controlled infusion (as_dict writes it out)
+            return None
+        if not isinstance(v, str) or not units.starts_with_number(v):
+            raise _Bad('is not a concentration; write it as a number with units, e.g. '
+                       '"150 ng/mL"')
+        try:
+            q = units.parse(v)
+            ngml = units.convert(float(q.magnitude), str(q.units), "ng/mL")
+        except ValueError:
+            raise _Bad('is not a plasma concentration; use ng/mL, ug/mL or mg/L, e.g. '
+                       '"150 ng/mL"') from None
+        if not ngml > 0:
+            raise _Bad("must be above 0 ng/mL")
+        return v.strip()
+
     @field_validator("at")
     @classmethod
     def _some_times(cls, v: list[str] | None) -> list[str] | None:
@@ -477,6 +501,15 @@ class Dose(_Model):
 
     @model_validator(mode="after")
     def _checks(self) -> Dose:
+        if self.amount is None and self.target is None:
+            raise _Bad("given; give amount (a dose), or target (a concentration, "
+                       "target-controlled iv_infusion only)", value=MISSING, path=("amount",))
+        if self.amount is not None and self.target is not None:
+            raise _Bad("is given together with amount; give either amount (a dose) or target "
+                       "(a concentration)", value=self.target, path=("target",))
+        if self.target is not None and self.route != "iv_infusion":
+            raise _Bad(f"is only for iv_infusion doses (target-controlled infusion), not for "
+                       f"{self.route}", value=self.target, path=("target",))
         self._check_schedule()
         self._check_duration()
         if self.route in LOCAL_ROUTES and self.basis.endswith("_per_kg"):
@@ -513,13 +546,25 @@ class Dose(_Model):
 
     @property
     def basis(self) -> units.DoseBasis:
-        """``mass``, ``mass_per_kg``, ``moles`` or ``moles_per_kg``."""
-        return units.dose_basis(self.amount)[0]
+        """``mass``, ``mass_per_kg``, ``moles`` or ``moles_per_kg`` (``mass`` for a
+        target-controlled infusion, whose amount each subject's pump decides)."""
+        return units.dose_basis(self.amount)[0] if self.amount is not None else "mass"
 
     @property
     def magnitude(self) -> float:
-        """Amount per administration in canonical units: ug, ug/kg, nmol or nmol/kg."""
+        """Amount per administration in canonical units: ug, ug/kg, nmol or nmol/kg; for a
+        target-controlled infusion the target in ng/mL."""
+        if self.amount is None:
+            return self.target_ngml
         return units.dose_basis(self.amount)[1]
+
+    @property
+    def target_ngml(self) -> float:
+        """Target plasma concentration (ng/mL) of a target-controlled infusion, else 0."""
+        if self.target is None:
+            return 0.0
+        q = units.parse(self.target)
+        return units.convert(float(q.magnitude), str(q.units), "ng/mL")
 
     @property
     def duration_h(self) -> float:
@@ -645,7 +690,8 @@ class Outputs(_Model):
 
 def _readout_names(families: set[str]) -> str:
     fams = "|".join(sorted(families)) or "none yet"
-    return ", ".join(FIXED) + f", plasma.<x> or brain.<x> for x in {fams}"
+    return ", ".join(FIXED) + (f", plasma.<x>, plasma_arterial.<x> or brain.<x> for x in "
+                               f"{fams}, each also with .cmax, .tmax or .auc")
 
 
 class Hypotheses(_Model):

@@ -18,7 +18,8 @@ from ketasim import units
 Tag = Literal["P", "S", "U", "calibrated", "assumed", "derived"]
 SpeciesName = Literal["human", "rat", "mouse"]
 Route = Literal[
-    "iv_infusion", "iv_bolus", "im", "sc", "ip", "oral", "intranasal", "icv", "intracortical"
+    "iv_infusion", "iv_bolus", "im", "sc", "ip", "oral", "intranasal", "sublingual", "icv",
+    "intracortical"
 ]
 ROUTES: tuple[str, ...] = Route.__args__  # type: ignore[attr-defined]
 SPECIES: tuple[str, ...] = SpeciesName.__args__  # type: ignore[attr-defined]
@@ -60,14 +61,37 @@ class Sourced(_Strict):
 class RouteAbsorption(_Strict):
     """Absorption for one extravascular route: first-order from a depot into plasma.
 
-    ``f`` is the fraction of the dose reaching the systemic circulation (unitless), ``ka``
-    the first-order absorption rate (1/h). ``f_direct_brain`` (intranasal / local routes) is
-    a fraction delivered to the brain compartment instead. Intravascular routes need no entry.
+    Either ``f``, the fraction of the dose reaching the systemic circulation (unitless),
+    or, for a swallowed dose, ``fa`` (fraction absorbed from the gut lumen) and ``fg``
+    (fraction escaping gut-wall metabolism): the hepatic first pass is then computed per
+    subject from the compound's clearance and the species' hepatic blood flow (well-stirred
+    liver; :mod:`ketasim.model.pk`). ``ka`` is the first-order absorption rate (1/h).
+    ``swallowed`` (intranasal, sublingual) is the fraction of the dose that is swallowed
+    and follows the compound's ``oral`` route; ``f`` is then the fraction absorbed through
+    the mucosa. Intravascular routes need no entry.
     """
 
-    f: Sourced
+    f: Sourced | None = None
+    fa: Sourced | None = None
+    fg: Sourced | None = None
     ka: Sourced | None = None
     lag: Sourced | None = None
+    swallowed: Sourced | None = None
+
+    @model_validator(mode="after")
+    def _one_availability(self) -> RouteAbsorption:
+        if (self.f is None) == (self.fa is None):
+            raise ValueError("give either f (bioavailability) or fa and fg (first pass)")
+        if (self.fa is None) != (self.fg is None):
+            raise ValueError("fa and fg must be given together")
+        if self.swallowed is not None and self.f is None:
+            raise ValueError("swallowed needs f (the fraction absorbed through the mucosa)")
+        return self
+
+    @property
+    def first_pass(self) -> bool:
+        """True when the hepatic first pass is computed (``fa`` and ``fg`` given)."""
+        return self.fa is not None
 
 
 class Disposition(_Strict):
@@ -89,7 +113,27 @@ class Disposition(_Strict):
     fu: Sourced
     kp_uu: Sourced
     t_half_brain: Sourced
+    # hepatic part of ``cl`` per unit blood:plasma ratio (for the computed first pass)
+    hepatic_fraction: Sourced | None = None
+    # arterial mixing and venous sampling (human venous parameter sets): ``v_arterial`` is
+    # the arterial part of ``v1`` (the rest mixes with it through ``q_mix``); venous
+    # samples come from an arm compartment of mean transit ``t_venous``
+    v_arterial: Sourced | None = None
+    q_mix: Sourced | None = None
+    t_venous: Sourced | None = None
     routes: dict[Route, RouteAbsorption] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _first_pass(self) -> Disposition:
+        for name, ab in self.routes.items():
+            if ab.first_pass and self.hepatic_fraction is None:
+                raise ValueError(f"routes.{name} gives fa/fg: hepatic_fraction is needed")
+            if ab.swallowed is not None and "oral" not in self.routes:
+                raise ValueError(f"routes.{name} gives swallowed: an oral route is needed")
+        mixing = (self.v_arterial, self.q_mix, self.t_venous)
+        if any(v is None for v in mixing) and any(v is not None for v in mixing):
+            raise ValueError("v_arterial, q_mix and t_venous must be given together")
+        return self
 
     @model_validator(mode="after")
     def _pairs(self) -> Disposition:
@@ -235,6 +279,8 @@ class Species(_Strict):
     routes: list[Route]
     # species-level default absorption when a drug gives none for a route
     default_absorption: dict[Route, RouteAbsorption] = Field(default_factory=dict)
+    # liver blood flow at the reference body weight (computed first pass of swallowed doses)
+    hepatic_blood_flow: Sourced | None = None
     notes: list[str] = Field(default_factory=list)
 
 

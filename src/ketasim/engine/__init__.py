@@ -1,6 +1,6 @@
 """Integration engines: ``reference`` (SciPy LSODA per subject, the accuracy oracle),
-``batched`` (SciPy BDF on the stacked cohort) and ``fast`` (numba Rosenbrock per subject,
-parallel; needs numba); ``auto`` is :func:`default_engine`. All share
+``batched`` (SciPy BDF on the stacked cohort) and ``fast`` (numba Rosenbrock over groups of
+subjects in lockstep lanes, parallel; needs numba); ``auto`` is :func:`default_engine`. All share
 ``simulate(model, P, y0, protocol, t_out, t0, ...)`` (:class:`ketasim.engine.base.Engine`)
 and return :class:`ketasim.engine.base.Trajectories`."""
 
@@ -14,24 +14,16 @@ from ketasim.engine.base import Engine
 ENGINES = ("auto", "reference", "batched", "fast")
 
 
-# Population size from which ``auto`` uses the fast engine. Measured on the default
-# scenario (2-core Xeon, see ketasim.engine.fast): ``batched`` costs ~5 s per cohort plus
-# ~0.1 s per subject; ``fast`` ~0.006 s per subject once compiled, but the first run of a
-# model compiles it for ~2 min (cached afterwards). 1,000 subjects is where fast wins even
-# when it has to compile; below that a cold compile costs more than it saves.
-AUTO_FAST_FROM = 1_000
-
-
 def default_engine(n_subjects: int | None = None) -> str:
-    """The engine ``auto`` means: ``fast`` where numba can be imported and the population
-    has at least :data:`AUTO_FAST_FROM` subjects (``n_subjects`` None: any size), else
-    ``batched``. Without numba (the ``fast`` extra) ``batched`` needs only SciPy.
+    """The engine ``auto`` means: ``fast`` where numba can be imported, at every population
+    size, else ``batched`` (which needs only SciPy). ``n_subjects`` is accepted for
+    callers that pass the cohort size; the choice no longer depends on it.
 
-    The choice depends on the scenario only, never on the state of numba's cache, so the
-    same scenario always runs on the same engine.
+    ``fast`` runs every model on one compiled interpreter (compiled once per installation
+    and cached), so a new model costs a tape build of about a second, not a compilation;
+    that is why ``auto`` no longer keeps small cohorts on ``batched``.
     """
-    if n_subjects is not None and n_subjects < AUTO_FAST_FROM:
-        return "batched"
+    del n_subjects
     try:
         importlib.import_module("numba")
     except ImportError:

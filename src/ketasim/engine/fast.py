@@ -1,22 +1,31 @@
-"""Fast engine: a per-subject Rosenbrock integrator compiled with numba from the model spec.
+"""Fast engine: Rosenbrock integration of groups of subjects by one compiled interpreter.
 
 What it does
 ------------
-From the :class:`~ketasim.model.spec.ModelSpec` this module writes one Python source file:
-a scalar right-hand side, an *analytic sparse Jacobian* (symbolic differentiation of the
-spec's expressions, chained through the ordered assignments in forward mode), the time
-derivative of the right-hand side where the model reads ``t``, and a generic integrator
-template. The file is named by a hash of its text under the numba cache directory and
-imported as a module, so ``@njit(cache=True)`` keeps the machine code between processes
-(the first compilation of the ketamine model took 127 s on the 2-core machine below,
-later loads about 1 s). Subjects are integrated independently in parallel (``numba.prange``).
+From the :class:`~ketasim.model.spec.ModelSpec` this module writes the model's scalar
+right-hand side and its *analytic sparse Jacobian* (symbolic differentiation of the spec's
+expressions, chained through the ordered assignments in forward mode; the time derivative
+where the model reads ``t``) as Python functions, and :mod:`ketasim.engine.tape` turns
+them into tapes: straight-line instruction arrays with common subexpressions merged,
+constants folded and everything that depends on parameters only hoisted into a prelude
+run once per subject. The sparse LU of the Jacobian's pattern is an index program
+(:func:`lu_program`). :mod:`ketasim.engine.kernel` (numba, ``cache=True``) interprets the
+tapes over groups of :data:`ketasim.engine.kernel.LANES` subjects at once, the groups in
+parallel (``numba.prange``). The kernel is the same machine code for every model, so it
+is compiled once per installation (about 35 s of CPU on the 2-core machine below; the
+previous design generated and compiled one numba module per model, ~2 min each on an
+idle machine: 95 s for its unrolled LU, 80 s for the unrolled triangular solves, 14 s
+for the Jacobian), and a new model costs only its tape build (~1 s for the 117-state
+ketamine model).
 
 Each subject is integrated segment by segment between the protocol's breakpoints exactly
 like the reference engine (boluses as jumps at a segment start, infusions and inputs
 constant within a segment); the integrator lands exactly on every output time and never
-interpolates. A subject whose integration fails gets status ``failed`` and a message
-(step size too small, too many steps, a state beyond 1e12, a singular iteration matrix);
-its trajectory stays NaN.
+interpolates. Every lane of a group keeps its own time, step size and error control and
+no arithmetic mixes lanes, so a subject's numbers do not depend on the other subjects of
+its group, on the thread count or on how a cohort is chunked. A subject whose
+integration fails gets status ``failed`` and a message (step size too small, too many
+steps, a state beyond 1e12, a singular iteration matrix); its trajectory stays NaN.
 
 Method and why (measured on the ketamine IV model, 101 states, 2-core Intel Xeon)
 ----------------------------------------------------------------------------------
@@ -59,12 +68,12 @@ RODAS4 is the default: at the scenario default tolerance (rtol 1e-6) and at tigh
 tolerance it takes the fewest steps and is the fastest and the most accurate; its extra
 stages are cheap because the right-hand side is a small part of a step.
 
-*Against the other engines* (default scenario, same machine, warm cache): ``batched``
-(SciPy BDF on the stacked cohort) spends ~5 s per cohort plus ~0.1 s per subject; this
-engine ~0.006 s per subject per thread (burn-in included) plus ~1 s to load the cached
-module, or ~2 min the first time a model is compiled. Hence ``auto``
-(:func:`ketasim.engine.default_engine`) uses it from 1,000 subjects, where it wins even
-when it must compile first.
+*Against the other engines* see ``benchmarks/bench_engine.py`` (libRoadRunner) and
+``benchmarks/bench_first_use.py`` (cold and warm ``ketasim run``). The table above was
+measured with the per-model compiled design; the tape interpreter takes the same steps
+(same method, same error control) at about 1.5x the CPU time per step with 16 lanes
+(35 ms/subject with 1 lane: decoding an instruction costs more than one lane's
+arithmetic).
 """
 
 from __future__ import annotations
@@ -72,24 +81,21 @@ from __future__ import annotations
 import ast
 import copy
 import hashlib
-import importlib.util
 import itertools
-import os
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ketasim.engine import tape
 from ketasim.engine.base import DIVERGED, FAILED, OK, Trajectories
+from ketasim.engine.tape import Program
 from ketasim.model.compile import CompiledModel, expand
 from ketasim.model.spec import ModelSpec, symbols
 from ketasim.protocol import Protocol
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 CHUNK = 4096  # subjects per parallel call (progress is reported per chunk)
 
 # ----------------------------------------------------------------------------- tableaus
@@ -393,7 +399,6 @@ def _generate(spec: ModelSpec, param_names: list[str]) -> tuple[str, Structure, 
     body = [f"    {a.name} = {_code(a_trees[a.name])}" for a in assigns]
 
     src: list[str] = []
-    src.append("@njit(cache=True, error_model='numpy')")
     src.append("def _rhs(t, y, p, u, r, dy):")
     src += unpack + body
     for i, s in enumerate(states):
@@ -451,7 +456,6 @@ def _generate(spec: ModelSpec, param_names: list[str]) -> tuple[str, Structure, 
         for jj in range(struct.rowptr[k], struct.rowptr[k + 1]):
             pos[(k, int(struct.cols[jj]))] = jj
 
-    src.append("@njit(cache=True, error_model='numpy')")
     src.append("def _jac(t, y, p, u, jv, dfdt):")
     src += unpack + body + jac_lines
     for i, j, e in entries:
@@ -460,369 +464,78 @@ def _generate(spec: ModelSpec, param_names: list[str]) -> tuple[str, Structure, 
         src.append(f"    dfdt[{i}] = {e}")
     src.append("    return")
     src.append("")
-    src += _linear_algebra(struct)
-    src.append(f"N = {len(states)}")
-    src.append(f"AUTONOMOUS = {not dfdt}")
-    src.append(f"LU_ROWPTR = np.array({struct.rowptr.tolist()}, dtype=np.int64)")
-    src.append(f"LU_COLS = np.array({struct.cols.tolist()}, dtype=np.int64)")
-    src.append(f"LU_DIAG = np.array({struct.diag.tolist()}, dtype=np.int64)")
     return "\n".join(src) + "\n", struct, not dfdt
 
 
-def _linear_algebra(st: Structure) -> list[str]:
-    """Straight-line sparse LU (Doolittle, no pivoting) and triangular solves for ``st``.
+def lu_program(st: Structure) -> dict[str, np.ndarray]:
+    """The sparse LU (Doolittle, no pivoting) of ``st`` as index arrays.
 
-    Unrolled code with constant offsets runs ~4x faster than index-array loops here.
+    Lower entry ``LOW_POS[q]`` (row k, column j, in elimination order) is divided by the
+    pivot ``LOW_DIV[q]`` of row j, then ``a[UPD_TGT[u]] -= a[LOW_POS[q]] * a[UPD_SRC[u]]``
+    for u in ``UPD_PTR[q]:UPD_PTR[q+1]`` (row j's upper entries, scattered into row k).
+    A loop over these arrays compiles in well under a second whatever the model's size;
+    the straight-line code it replaces (one statement per multiply-add) took numba
+    95 s for the LU and 80 s for the triangular solves of the 117-state model.
     """
     n = st.rowptr.size - 1
     where = {}
     for k in range(n):
         for jj in range(st.rowptr[k], st.rowptr[k + 1]):
             where[(k, int(st.cols[jj]))] = int(jj)
-    lu = ["@njit(cache=True, error_model='numpy')", "def _lu(a):"]
+    low_pos: list[int] = []
+    low_div: list[int] = []
+    upd_ptr = [0]
+    upd_tgt: list[int] = []
+    upd_src: list[int] = []
     for k in range(n):
         for jj in range(st.rowptr[k], st.diag[k]):
             j = int(st.cols[jj])
-            lu.append(f"    a[{jj}] /= a[{st.diag[j]}]")
+            low_pos.append(int(jj))
+            low_div.append(int(st.diag[j]))
             for kk in range(st.diag[j] + 1, st.rowptr[j + 1]):
-                m = int(st.cols[kk])
-                lu.append(f"    a[{where[(k, m)]}] -= a[{jj}] * a[{kk}]")
-    lu += ["    for d in LU_DIAG:", "        if a[d] == 0.0 or not math.isfinite(a[d]):",
-           "            return 1", "    return 0", ""]
-    sv = ["@njit(cache=True, error_model='numpy')", "def _sv(a, b):"]
-    for k in range(n):
-        terms = [f" - a[{jj}] * b[{st.cols[jj]}]" for jj in range(st.rowptr[k], st.diag[k])]
-        if terms:
-            sv.append(f"    b[{k}] = b[{k}]{''.join(terms)}")
-    for k in range(n - 1, -1, -1):
-        terms = [f" - a[{jj}] * b[{st.cols[jj]}]"
-                 for jj in range(st.diag[k] + 1, st.rowptr[k + 1])]
-        sv.append(f"    b[{k}] = (b[{k}]{''.join(terms)}) / a[{st.diag[k]}]")
-    sv += ["    return", ""]
-    return lu + sv
+                upd_tgt.append(where[(k, int(st.cols[kk]))])
+                upd_src.append(int(kk))
+            upd_ptr.append(len(upd_tgt))
+    arr = {"LOW_POS": low_pos, "LOW_DIV": low_div, "UPD_PTR": upd_ptr, "UPD_TGT": upd_tgt,
+           "UPD_SRC": upd_src}
+    return {k: np.array(v, dtype=np.int64) for k, v in arr.items()}
 
 
-_HEADER = '''"""Generated by ketasim.engine.fast (generator {version}) -- do not edit."""
-import math
-from math import exp, log, sqrt
-
-import numpy as np
-from numba import njit, prange
-
-
-@njit(cache=True, error_model='numpy', inline='always')
-def _dpow(a, b):
-    """b * a ** (b - 1), kept finite at a == 0.
-
-    For b > 1 the value there is exactly 0. For b < 1 (a Hill coefficient below 1 on a
-    concentration that is still 0) the derivative is infinite; 0 is used instead, so the
-    iteration matrix stays finite: Rosenbrock's error estimate then rejects a step that
-    this inexact Jacobian spoils, and the next one starts from a > 0.
-    """
-    if b == 1.0:
-        return 1.0
-    if a == 0.0:
-        return 0.0
-    return b * a ** (b - 1.0)
-
-'''
-
-# The integrator: generic over the model functions defined above it in the same module.
-_TEMPLATE = '''
-@njit(cache=True, error_model='numpy')
-def _wrms(e, y, ynew, atol, rtol):
-    acc = 0.0
-    for i in range(e.size):
-        sc = atol[i] + rtol * max(abs(y[i]), abs(ynew[i]))
-        acc += (e[i] / sc) ** 2
-    return math.sqrt(acc / e.size)
-
-
-@njit(cache=True, error_model='numpy')
-def _h0(t, tend, y, p, u, r, f0, atol, rtol, order, ytmp, f1):
-    """Initial step (Hairer, Norsett & Wanner, sec. II.4), one extra rhs call."""
-    n = y.size
-    d0 = 0.0
-    d1 = 0.0
-    for i in range(n):
-        sc = atol[i] + rtol * abs(y[i])
-        d0 += (y[i] / sc) ** 2
-        d1 += (f0[i] / sc) ** 2
-    d0 = math.sqrt(d0 / n)
-    d1 = math.sqrt(d1 / n)
-    span = tend - t
-    if d0 < 1e-5 or d1 < 1e-5:
-        h = 1e-6
-    else:
-        h = 0.01 * d0 / d1
-    h = min(h, span)
-    for i in range(n):
-        ytmp[i] = y[i] + h * f0[i]
-    _rhs(t + h, ytmp, p, u, r, f1)
-    d2 = 0.0
-    for i in range(n):
-        sc = atol[i] + rtol * abs(y[i])
-        d2 += ((f1[i] - f0[i]) / sc) ** 2
-    d2 = math.sqrt(d2 / n) / h
-    if not math.isfinite(d2):
-        return min(1e-6, span)
-    m = max(d1, d2)
-    if m <= 1e-15:
-        h1 = max(1e-6, h * 1e-3)
-    else:
-        h1 = (0.01 / m) ** (1.0 / (order + 1.0))
-    return min(100.0 * h, h1, span)
-
-
-@njit(cache=True, error_model='numpy')
-def _subject(p, y, atol, rtol, seg_t, seg_u, bol_seg, bol_state, bol_amt, inf_seg,
-             inf_state, inf_rate, t_out, out_seg, out, rA, rC, rM, rE, ralpha, rgamma,
-             rnewf, elo, max_steps, stats):
-    """Integrate one subject in place; out[:, k] at t_out[k]. Returns (status, t_fail)."""
-    n = y.size
-    ns = rM.size
-    diag = LU_DIAG
-    nnz = LU_COLS.size
-    jv = np.zeros(nnz)
-    lu = np.zeros(nnz)
-    dfdt = np.zeros(n)
-    f0 = np.empty(n)
-    fc = np.empty(n)
-    ynew = np.empty(n)
-    yerr = np.empty(n)
-    K = np.empty((ns, n))
-    r = np.zeros(n)
-    fac_min, fac_max, fac_safe, fac_rej = 0.2, 6.0, 0.9, 0.1
-    n_seg = seg_t.size - 1
-    steps = 0
-    for sg in range(n_seg):
-        a = seg_t[sg]
-        b = seg_t[sg + 1]
-        for q in range(bol_seg.size):
-            if bol_seg[q] == sg:
-                y[bol_state[q]] += bol_amt[q]
-        for i in range(n):
-            r[i] = 0.0
-        for q in range(inf_seg.size):
-            if inf_seg[q] == sg:
-                r[inf_state[q]] += inf_rate[q]
-        u = seg_u[sg]
-        k_out = 0
-        while k_out < t_out.size and (out_seg[k_out] != sg or t_out[k_out] < a):
-            k_out += 1
-        if k_out < t_out.size and out_seg[k_out] == sg and t_out[k_out] == a:
-            out[:, k_out] = y
-            k_out += 1
-        if b <= a:
-            continue
-        t = a
-        _rhs(t, y, p, u, r, f0)
-        h = _h0(t, b, y, p, u, r, f0, atol, rtol, elo - 1.0, ynew, fc)
-        hmin = 1e-13 * max(1.0, abs(a), abs(b))
-        reject_last = False
-        reject_more = False
-        while t < b:
-            # next stop: an output time of this segment, or the segment end
-            t_stop = b
-            is_out = False
-            if k_out < t_out.size and out_seg[k_out] == sg and t_out[k_out] < b:
-                t_stop = t_out[k_out]
-                is_out = True
-            if t_stop <= t:
-                out[:, k_out] = y
-                k_out += 1
-                continue
-            h_free = h
-            clipped = False
-            if t + 1.0001 * h >= t_stop:
-                h = t_stop - t
-                clipped = True
-            _jac(t, y, p, u, jv, dfdt)
-            stats[1] += 1
-            while True:  # until accepted
-                steps += 1
-                if steps > max_steps:
-                    return 1, t
-                if h < hmin:
-                    return 2, t
-                ghinv = 1.0 / (h * rgamma[0])
-                for jj in range(nnz):
-                    lu[jj] = -jv[jj]
-                for i in range(n):
-                    lu[diag[i]] += ghinv
-                sing = _lu(lu)
-                if sing != 0:
-                    h *= 0.5
-                    clipped = False
-                    reject_last = True
-                    if h < hmin:
-                        return 4, t
-                    continue
-                for st in range(ns):
-                    off = st * (st - 1) // 2
-                    if st == 0:
-                        fc[:] = f0
-                    elif rnewf[st]:
-                        ynew[:] = y
-                        for j in range(st):
-                            c = rA[off + j]
-                            if c != 0.0:
-                                kj = K[j]
-                                for i in range(n):
-                                    ynew[i] += c * kj[i]
-                        _rhs(t + ralpha[st] * h, ynew, p, u, r, fc)
-                        stats[0] += 1
-                    ks = K[st]
-                    ks[:] = fc
-                    for j in range(st):
-                        c = rC[off + j] / h
-                        kj = K[j]
-                        for i in range(n):
-                            ks[i] += c * kj[i]
-                    if not AUTONOMOUS:
-                        c = h * rgamma[st]
-                        if c != 0.0:
-                            for i in range(n):
-                                ks[i] += c * dfdt[i]
-                    _sv(lu, ks)
-                ynew[:] = y
-                yerr[:] = 0.0
-                for j in range(ns):
-                    cm = rM[j]
-                    ce = rE[j]
-                    kj = K[j]
-                    if cm != 0.0:
-                        for i in range(n):
-                            ynew[i] += cm * kj[i]
-                    if ce != 0.0:
-                        for i in range(n):
-                            yerr[i] += ce * kj[i]
-                err = _wrms(yerr, y, ynew, atol, rtol)
-                if not math.isfinite(err):
-                    err = 1e10
-                fac = min(fac_max, max(fac_min, fac_safe / err ** (1.0 / elo)))
-                hnew = h * fac
-                if err <= 1.0:
-                    stats[2] += 1
-                    t_prev = t
-                    t = t_stop if clipped else t + h
-                    big = 0.0
-                    for i in range(n):
-                        y[i] = ynew[i]
-                        big = max(big, abs(ynew[i]))
-                    if big > DIVERGED_AT:
-                        return 3, t_prev
-                    if clipped:
-                        hnew = max(hnew, h_free)
-                    if reject_last:
-                        hnew = min(hnew, h_free)
-                    reject_last = False
-                    reject_more = False
-                    h = hnew
-                    if clipped and is_out:
-                        out[:, k_out] = y
-                        k_out += 1
-                    if t < b:
-                        _rhs(t, y, p, u, r, f0)
-                        stats[0] += 1
-                    break
-                else:
-                    stats[3] += 1
-                    clipped = False
-                    if reject_more:
-                        hnew = h * fac_rej
-                    reject_more = reject_last
-                    reject_last = True
-                    h = hnew
-                    h_free = hnew
-                    if t + 1.0001 * h >= t_stop:
-                        h = t_stop - t
-                        clipped = True
-        # outputs exactly at b for the last segment
-        if sg == n_seg - 1:
-            while k_out < t_out.size and out_seg[k_out] == sg:
-                out[:, k_out] = y
-                k_out += 1
-    return 0, 0.0
-
-
-@njit(cache=True, error_model='numpy', parallel=True)
-def solve_all(PT, Y0, ATOL, rtol, seg_t, seg_u, bol_seg, bol_state, bol_amt, inf_seg,
-              inf_state, inf_rate, t_out, out_seg, out, status, t_fail, rA, rC, rM, rE,
-              ralpha, rgamma, rnewf, elo, max_steps, stats):
-    """All subjects in parallel: PT (n_sub, n_par), Y0/ATOL (n_sub, n), out (n_sub, n,
-    n_out), seg_u (n_sub, n_seg, n_inputs), bol_amt/inf_rate (n_sub, k); stats (n_sub, 4):
-    rhs calls, jacobians, accepted, rejected steps."""
-    n_sub = PT.shape[0]
-    for s in prange(n_sub):
-        y = Y0[s].copy()
-        st, tf = _subject(PT[s], y, ATOL[s], rtol, seg_t, seg_u[s], bol_seg, bol_state,
-                          bol_amt[s], inf_seg, inf_state, inf_rate[s], t_out, out_seg,
-                          out[s], rA, rC, rM, rE, ralpha, rgamma, rnewf, elo, max_steps,
-                          stats[s])
-        status[s] = st
-        t_fail[s] = tf
-'''
-
-
-# ---------------------------------------------------------------------- module cache
-
-def cache_dir() -> Path:
-    """Where generated sources (and numba's cache beside them) live."""
-    base = os.environ.get("KETASIM_CACHE_DIR") or os.environ.get("NUMBA_CACHE_DIR")
-    root = Path(base) if base else Path(os.environ.get("XDG_CACHE_HOME",
-                                                        Path.home() / ".cache")) / "ketasim"
-    return root / "fast"
+# ---------------------------------------------------------------------- model cache
 
 
 @dataclass
 class FastModel:
-    """The compiled module of one model and what the wrapper needs to call it."""
+    """The tapes of one model and the LU program of its Jacobian's pattern."""
 
-    module: Any
-    path: Path
+    program: Program
     structure: Structure
+    lu: dict[str, np.ndarray]
     autonomous: bool
-    load_seconds: float
+    build_seconds: float
+
+    def kernel_args(self) -> tuple[Any, ...]:
+        """(tapes, consts, n_regs, lu program, LU pattern) as ``kernel.solve_all`` takes."""
+        pr, st, lu = self.program, self.structure, self.lu
+        return ((pr.prelude, pr.rhs, pr.jac), pr.consts, pr.n_regs,
+                (lu["LOW_POS"], lu["LOW_DIV"], lu["UPD_PTR"], lu["UPD_TGT"], lu["UPD_SRC"]),
+                (st.rowptr, st.cols, st.diag))
 
 
-_LOADED: dict[str, FastModel] = {}  # by generated source
 _BY_SOURCE: dict[str, FastModel] = {}  # by the model's NumPy source
 
 
 def compile_fast(model: CompiledModel) -> FastModel:
-    """Generate (or reuse) the numba module of ``model``; compiled lazily on first call."""
-    try:
-        import numba  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("the fast engine needs numba: pip install 'ketasim[fast]'") from exc
+    """The tapes of ``model`` (built in well under a second, kept per process); the
+    compiled kernel they run on is the same for every model."""
     key = hashlib.sha1(model.source.encode()).hexdigest()
     if key in _BY_SOURCE:
         return _BY_SOURCE[key]
     t0 = time.perf_counter()
     body, struct, autonomous = _generate(model.spec, model.param_names)
-    source = (_HEADER.format(version=GENERATOR_VERSION) + body
-              + f"DIVERGED_AT = {DIVERGED!r}\n" + _TEMPLATE)
-    digest = hashlib.sha1(source.encode()).hexdigest()[:16]
-    if digest in _LOADED:
-        _BY_SOURCE[key] = _LOADED[digest]
-        return _LOADED[digest]
-    folder = cache_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"ketasim_model_{digest}.py"
-    if not path.exists() or path.read_text() != source:
-        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            fh.write(source)
-        os.replace(tmp, path)
-    name = f"ketasim_model_{digest}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    fm = FastModel(module, path, struct, autonomous, time.perf_counter() - t0)
-    _LOADED[digest] = _BY_SOURCE[key] = fm
+    fm = FastModel(tape.build(body), struct, lu_program(struct), autonomous,
+                   time.perf_counter() - t0)
+    _BY_SOURCE[key] = fm
     return fm
 
 
@@ -886,7 +599,8 @@ def _plan(model: CompiledModel, protocol: Protocol, t_out: np.ndarray, t0: float
 def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Protocol,
              t_out: np.ndarray, t0: float, rtol: float = 1e-8, atol: float = 1e-10,
              method: str = DEFAULT_METHOD, progress: object | None = None,
-             max_steps: int = 200_000, stats: np.ndarray | None = None) -> Trajectories:
+             max_steps: int = 200_000, stats: np.ndarray | None = None,
+             lanes: int | None = None) -> Trajectories:
     """Same contract as :func:`ketasim.engine.reference.simulate`.
 
     ``method`` is a Rosenbrock tableau (rodas4, rodas3, ros3); absolute tolerances are
@@ -895,27 +609,35 @@ def simulate(model: CompiledModel, P: np.ndarray, y0: np.ndarray, protocol: Prot
     """
     if method not in TABLEAUS:
         raise ValueError(f"method must be one of {', '.join(TABLEAUS)}, not {method!r}")
+    from ketasim.engine import kernel  # numba: imported (and compiled) on first use
+
     fm = compile_fast(model)
+    lanes = kernel.LANES if lanes is None else lanes
     tab = TABLEAUS[method]
     t_out = np.asarray(t_out, dtype=float)
     n_sub, n = P.shape[1], model.n_states
     plan = _plan(model, protocol, t_out, t0)
-    PT = np.ascontiguousarray(np.asarray(P, dtype=float).T)
-    Y0 = np.ascontiguousarray(np.asarray(y0, dtype=float).T)
+    Pc = np.ascontiguousarray(np.asarray(P, dtype=float))
+    Y0 = np.ascontiguousarray(np.asarray(y0, dtype=float))
     ATOL = atol * np.maximum(1.0, np.abs(Y0))
+    U = np.ascontiguousarray(np.transpose(plan.seg_u, (1, 2, 0)))  # (seg, inputs, subjects)
+    BOL = np.ascontiguousarray(plan.bol_amt.T)
+    INF = np.ascontiguousarray(plan.inf_rate.T)
     out = np.full((n_sub, n, t_out.size), np.nan)
     status = np.zeros(n_sub, dtype=np.int64)
     t_fail = np.zeros(n_sub)
     st = np.zeros((n_sub, 4), dtype=np.int64) if stats is None else stats
-    coeffs = tab.arrays()
+    coeffs = tuple(np.asarray(c, dtype=float) for c in tab.arrays())
+    args = fm.kernel_args()
     for lo in range(0, n_sub, CHUNK):
         hi = min(n_sub, lo + CHUNK)
-        fm.module.solve_all(PT[lo:hi], Y0[lo:hi], ATOL[lo:hi], float(rtol), plan.seg_t,
-                            plan.seg_u[lo:hi], plan.bol_seg, plan.bol_state,
-                            plan.bol_amt[lo:hi], plan.inf_seg, plan.inf_state,
-                            plan.inf_rate[lo:hi], t_out, plan.out_seg, out[lo:hi],
-                            status[lo:hi], t_fail[lo:hi], *coeffs, tab.elo, int(max_steps),
-                            st[lo:hi])
+        solve = kernel.solve_all
+        solve(*args, Pc[:, lo:hi], Y0[:, lo:hi], ATOL[:, lo:hi],  # type: ignore[call-arg]
+                         float(rtol), plan.seg_t, U[:, :, lo:hi], plan.bol_seg, plan.bol_state,
+                         BOL[:, lo:hi], plan.inf_seg, plan.inf_state, INF[:, lo:hi], t_out,
+                         plan.out_seg, out[lo:hi], coeffs, float(tab.elo), fm.autonomous,
+                         int(max_steps), status[lo:hi], t_fail[lo:hi], st[lo:hi],
+                         int(lanes))
         if callable(progress):
             progress(hi - lo)
     stat = np.full(n_sub, OK, dtype=object)

@@ -27,15 +27,15 @@ from ketasim.engine import default_engine
 from ketasim.engine import get as get_engine
 from ketasim.engine.base import OK, Trajectories
 from ketasim.errors import ArgumentError, ScenarioError, SimulationError
-from ketasim.experiments import clinic, lab, measures
+from ketasim.experiments import clinic, lab, measures, pksummary, tci
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
 from ketasim.model.pk import dose_targets
-from ketasim.model.system import MECHANISM_READOUTS, build_model
+from ketasim.model.system import MECHANISM_READOUTS, auc_state, build_model
 from ketasim.population import draw_subjects, parameter_matrix
 from ketasim.protocol import DoseEvent, Protocol, Signal
-from ketasim.readouts import FIXED
+from ketasim.readouts import FIXED, lookup
 from ketasim.result import RunResult
 
 if TYPE_CHECKING:
@@ -77,9 +77,9 @@ def cohorts(sc: Scenario) -> list[Cohort]:
             for k, arm in enumerate(sc.arms)]
 
 
-def cohort_model(sc: Scenario, cohort: Cohort) -> CompiledModel:
-    """The compiled model for a cohort: the scenario's species with every compound (and
-    metabolite) its arms give, by the routes they use."""
+def cohort_compounds(cohort: Cohort) -> tuple[tuple[str, ...], tuple[tuple[str, str], ...]]:
+    """Every compound the cohort's arms give (in order of appearance) and the (compound,
+    route) pairs they use."""
     cat = catalog()
     comps: list[str] = []
     routes: set[tuple[str, str]] = set()
@@ -89,7 +89,15 @@ def cohort_model(sc: Scenario, cohort: Cohort) -> CompiledModel:
                 if c not in comps:
                     comps.append(c)
                 routes.add((c, d.route))
-    return build_model(sc.species, tuple(comps), tuple(sorted(routes)))
+    return tuple(comps), tuple(sorted(routes))
+
+
+def cohort_model(sc: Scenario, cohort: Cohort) -> CompiledModel:
+    """The compiled model for a cohort: the scenario's species with every compound (and
+    metabolite) its arms give, by the routes they use."""
+    comps, routes = cohort_compounds(cohort)
+    return build_model(sc.species, comps, routes,
+                       auc=pksummary.auc_readouts(sc.outputs.readouts))
 
 
 def model_overrides(sc: Scenario, model: CompiledModel) -> dict[str, Any]:
@@ -119,19 +127,34 @@ def _amount_nmol(dose: Dose, cid: str, frac: float, weight: np.ndarray) -> np.nd
     return mag * weight * frac  # moles_per_kg
 
 
-def build_protocol(sc: Scenario, cohort: Cohort, weight: np.ndarray,
-                   stress: np.ndarray) -> Protocol:
-    """Dose events for every period of a cohort, plus the stress input."""
+def build_protocol(sc: Scenario, cohort: Cohort, weight: np.ndarray, stress: np.ndarray,
+                   model: CompiledModel | None = None, P: np.ndarray | None = None
+                   ) -> Protocol:
+    """Dose events for every period of a cohort, plus the stress input. Target-controlled
+    infusions (``target``) need the cohort's ``model`` and parameters ``P``: their rates
+    are computed per subject after every other dose is in place
+    (:mod:`ketasim.experiments.tci`)."""
     cat = catalog()
     prot = Protocol(len(weight), baseline_inputs={"stress": stress})
+    targeted: list[tuple[float, Dose, str]] = []
     for arm, offset in zip(cohort.arms, cohort.offsets, strict=True):
         for d in arm.doses:
+            if d.target is not None:
+                targeted += [(offset + t, d, f"{arm.name}:{d.drug}") for t in d.times_h()]
+                continue
             for cid, frac in cat.composition(d.drug).items():
                 amount = _amount_nmol(d, cid, frac, weight)
                 for tgt in dose_targets(cat, sc.species, cid, d.route):
                     for t in d.times_h():
                         prot.events.append(DoseEvent(offset + t, tgt.state, amount * tgt.fraction,
                                                      d.duration_h or 0.0, f"{arm.name}:{d.drug}"))
+    for start, d, label in sorted(targeted, key=lambda x: x[0]):
+        if model is None or P is None:
+            raise ArgumentError("model", "a target-controlled infusion needs the cohort's "
+                                "model and parameters")
+        prot.events += tci.target_events(sc.species, cohort_compounds(cohort), model, P,
+                                         d.drug, d.target_ngml, start, d.duration_h,
+                                         list(prot.events), label)
     sched = getattr(sc.population, "stress", None)
     if sched is not None:  # rodent stress schedule: an input signal, load 0 before it
         prot.baseline_inputs["stress"] = np.zeros_like(stress)
@@ -178,7 +201,7 @@ def prepare_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame | None =
     P = parameter_matrix(model, subjects, sc, model_overrides(sc, model), columns)
     weight = subjects["weight"].to_numpy(float)
     stress = subjects["severity"].to_numpy(float)
-    prot = build_protocol(sc, cohort, weight, stress)
+    prot = build_protocol(sc, cohort, weight, stress, model, P)
     t_out, baselines = period_times(sc, cohort)
     t_start = min(prot.first_time(), *baselines) - 1.0
     y0 = burn_in(sc, model, P, prot, t_start)
@@ -191,15 +214,17 @@ def simulate_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame,
     """Integrate one cohort; return readout arrays (subject, period, time) and statuses."""
     c = prepare_cohort(sc, cohort, subjects, columns)
     engine = get_engine(engine_name(sc))
-    traj = engine.simulate(c.model, c.P, c.y0, c.protocol, c.t_out, c.t_start,
+    t_sim = (pksummary.fine_grid(c.protocol, c.t_out)
+             if pksummary.needs_fine_grid(sc.outputs.readouts) else c.t_out)
+    traj = engine.simulate(c.model, c.P, c.y0, c.protocol, t_sim, c.t_start,
                            rtol=sc.engine.rtol, atol=sc.engine.atol, progress=progress)
     return _readouts(sc, c.model, c.P, c.protocol, traj, c.t_out, cohort, c.baselines)
 
 
 def engine_name(sc: Scenario) -> str:
     """The engine a scenario runs on: its ``[engine] method``, where ``auto`` is
-    :func:`ketasim.engine.default_engine` of the population size (``fast`` from 1,000
-    subjects where numba is installed, else ``batched``)."""
+    :func:`ketasim.engine.default_engine` (``fast`` where numba is installed, else
+    ``batched``)."""
     method = str(sc.engine.method)
     return default_engine(int(sc.population.size)) if method == "auto" else method
 
@@ -243,14 +268,17 @@ def _readouts(sc: Scenario, model: CompiledModel, P: np.ndarray, prot: Protocol,
               baselines: list[float]) -> dict[str, Any]:
     n_sub = P.shape[1]
     names = [r for r in model.readout_names]
-    vals = {r: np.full((n_sub, t_out.size), np.nan) for r in names}
-    for k, t in enumerate(t_out):
+    t_sim = np.asarray(traj.t)
+    vals = {r: np.full((n_sub, t_sim.size), np.nan) for r in names}
+    for k, t in enumerate(t_sim):
         inp = prot.inputs_at(t, model.input_names)
         ro = model.readouts(t, traj.y[:, :, k].T, P, inp)
         for r in names:
             vals[r][:, k] = ro[r]
     times = np.asarray(sc.output_times_h)
-    out: dict[str, np.ndarray] = {}
+    out: dict[str, np.ndarray] = _summaries(sc, model, prot, traj, vals, cohort, baselines)
+    on_out = np.searchsorted(t_sim, t_out)
+    vals = {r: v[:, on_out] for r, v in vals.items()}
     for r in names:
         per = []
         for offset, base in zip(cohort.offsets, baselines, strict=True):
@@ -264,6 +292,35 @@ def _readouts(sc: Scenario, model: CompiledModel, P: np.ndarray, prot: Protocol,
             per.append(np.concatenate([b, v], axis=1))
         out[r] = np.stack(per, axis=1)  # (subject, period, 1 + n_times); [..., 0] = baseline
     return {"values": out, "status": traj.status, "message": traj.message}
+
+
+def _summaries(sc: Scenario, model: CompiledModel, prot: Protocol, traj: Trajectories,
+               vals: dict[str, np.ndarray], cohort: Cohort, baselines: list[float]
+               ) -> dict[str, np.ndarray]:
+    """PK summaries (:mod:`ketasim.experiments.pksummary`) per subject, period and output
+    time, shape (subject, period, 1 + n_times) with NaN at the baseline slot; a readout of
+    a compound this cohort never received has AUC and Cmax 0 and no tmax."""
+    t = np.asarray(traj.t)
+    times = np.asarray(sc.output_times_h)
+    kinks = np.array(sorted({e.time for e in prot.events} | {e.end for e in prot.events}))
+    out: dict[str, np.ndarray] = {}
+    n_sub = traj.y.shape[0]
+    for name, (base, stat) in pksummary.requested(sc.outputs.readouts).items():
+        per = []
+        for offset, start in zip(cohort.offsets, baselines, strict=True):
+            at = offset + times
+            if base not in vals:
+                v = np.zeros((n_sub, times.size)) if stat != "tmax" else np.full(
+                    (n_sub, times.size), np.nan)
+            elif stat == "auc":
+                y = traj.y[:, model.state_index(auc_state(base)), :]
+                v = y[:, np.searchsorted(t, at)] - y[:, [np.searchsorted(t, start)]]
+            else:
+                cmax, tmax = pksummary.running_max(t, vals[base], start, at, kinks)
+                v = cmax if stat == "cmax" else tmax - offset
+            per.append(np.concatenate([np.full((n_sub, 1), np.nan), v], axis=1))
+        out[name] = np.stack(per, axis=1)
+    return out
 
 
 def run(sc: Scenario, progress: Progress | None = None, keep_subjects: bool | None = None,
@@ -483,13 +540,14 @@ def _cohort_dataset(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame,
         "message": ("subject", np.asarray(res["message"], dtype=object)),
     }
     n_t = len(times) + 1
+    families = catalog().families()
     for r in sc.outputs.readouts:  # a drug never given to this cohort has concentration 0
-        if r.startswith(("plasma.", "brain.")) and r not in res["values"]:
+        if r.startswith(("plasma.", "plasma_arterial.", "brain.")) and r not in res["values"]:
             res["values"][r] = np.zeros((len(cohort.subjects), len(cohort.arms), n_t))
     for r, v in res["values"].items():
         unit = MECHANISM_READOUTS.get(r, ("", ""))[1]
-        unit = FIXED[r].unit if r in FIXED else ("ng/mL" if r.startswith("plasma.") else
-                                                 "uM" if r.startswith("brain.") else unit)
+        known = lookup(r, families)
+        unit = known.unit if known is not None else unit
         data_vars[r] = (("subject", "period", "time"), v[:, :, 1:], {"unit": unit})
         data_vars[f"{r}@baseline"] = (("subject", "period"), v[:, :, 0], {"unit": unit})
     return xr.Dataset(data_vars, coords=coords)

@@ -244,7 +244,9 @@ def _pk_figure(result: RunResult, readouts: list[str]) -> str:
     """Concentration-time: plasma.* in one panel, brain.* in another."""
     from matplotlib import colormaps
 
-    groups = [(p, [r for r in readouts if r.startswith(p + ".")]) for p in ("plasma", "brain")]
+    # concentration curves only (PK summaries such as plasma.ketamine.cmax are tables)
+    groups = [(p, [r for r in readouts if r.startswith(p + ".") and r.count(".") == 1])
+              for p in ("plasma", "brain")]
     groups = [(p, rs) for p, rs in groups if rs]
     if not groups:
         return ""

@@ -58,11 +58,14 @@ MECHANISM_READOUTS: dict[str, tuple[str, str]] = {
 
 def build_spec(species: str, compounds: tuple[str, ...],
                routes: tuple[tuple[str, str], ...] = (),
-               track_elimination: bool = False, pk_only: bool = False) -> ModelSpec:
+               track_elimination: bool = False, pk_only: bool = False,
+               auc: tuple[str, ...] = ()) -> ModelSpec:
     """The model definition for ``species`` with ``compounds`` dosed by ``routes``.
 
     ``routes`` are (compound, route) pairs; ``pk_only`` builds only the PK layer (used by
-    PK tests and non-compartmental checks).
+    PK tests and non-compartmental checks). ``auc`` names PK readouts (``plasma.ketamine``)
+    whose running integral is added as a state (:func:`auc_state`), so that AUCs are
+    integrated with the trajectory (exact to the solver's tolerance).
     """
     cat = catalog()
     m = ModelSpec()
@@ -71,6 +74,11 @@ def build_spec(species: str, compounds: tuple[str, ...],
         by_cpd.setdefault(c, set()).add(r)
     pk.add_subject_parameters(m, cat, species)
     pk.add_pk(m, cat, species, list(compounds), by_cpd, track_elimination)
+    for name in auc:
+        if name in m.readouts:
+            ro = m.readouts[name]
+            m.state(auc_state(name), f"{ro.unit}*h", ro.expr,
+                    doc=f"running integral of {name} (for {name}.auc)", group="summaries")
     if pk_only:
         return m
     closure = cat.closure(list(compounds))
@@ -85,9 +93,16 @@ def build_spec(species: str, compounds: tuple[str, ...],
     return m
 
 
+def auc_state(readout: str) -> str:
+    """Name of the state integrating PK readout ``readout`` (``plasma.ketamine`` ->
+    ``auc__plasma__ketamine``)."""
+    return "auc__" + readout.replace(".", "__")
+
+
 @lru_cache(maxsize=64)
 def build_model(species: str, compounds: tuple[str, ...],
                 routes: tuple[tuple[str, str], ...] = (), track_elimination: bool = False,
-                pk_only: bool = False) -> CompiledModel:
+                pk_only: bool = False, auc: tuple[str, ...] = ()) -> CompiledModel:
     """Compiled model (cached by its arguments)."""
-    return compile_model(build_spec(species, compounds, routes, track_elimination, pk_only))
+    return compile_model(build_spec(species, compounds, routes, track_elimination, pk_only,
+                                    auc))
