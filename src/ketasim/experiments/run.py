@@ -27,7 +27,7 @@ from ketasim.engine import default_engine
 from ketasim.engine import get as get_engine
 from ketasim.engine.base import OK, Trajectories
 from ketasim.errors import ArgumentError, ScenarioError, SimulationError
-from ketasim.experiments import lab, measures, pksummary, tci
+from ketasim.experiments import clinic, lab, measures, pksummary, tci
 from ketasim.experiments.endpoints import summarise
 from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 Progress = Callable[..., Any]
 BURN_IN_H = 24.0 * 150  # drug-free run-in to the condition's steady state (>> slowest tau)
+DRIFT_TOL = 1e-6  # relative change over BURN_IN_H below which a state counts as at rest
 PRE = 1e-6  # baseline is read just before the first event of a period (h)
 STREAM_ABOVE = 20_000  # human populations larger than this are simulated in chunks
 CHUNK_SUBJECTS = 10_000  # subjects per chunk of a streamed run
@@ -228,13 +229,29 @@ def engine_name(sc: Scenario) -> str:
     return default_engine(int(sc.population.size)) if method == "auto" else method
 
 
+def at_rest_drift(model: CompiledModel, P: np.ndarray, y0: np.ndarray, inp: np.ndarray
+                  ) -> np.ndarray:
+    """Whether each subject's initial state ``y0`` (n_states, n_subjects) is not at rest,
+    shape (n_subjects,): some state would move by more than :data:`DRIFT_TOL` (relative to
+    max(1, |y|)) over :data:`BURN_IN_H` drug-free hours at its initial rate. The initial
+    state is the healthy wild-type steady state by construction; a stress load, a knockout
+    or a parameter override that shifts the steady state makes it drift."""
+    dy = model.rhs(0.0, y0, P, inp)
+    scale = np.maximum(1.0, np.abs(y0))
+    with np.errstate(invalid="ignore"):
+        moved = np.abs(dy) * BURN_IN_H / scale
+    return np.asarray(np.any(~(moved <= DRIFT_TOL), axis=0))
+
+
 def burn_in(sc: Scenario, model: CompiledModel, P: np.ndarray, prot: Protocol,
             t_start: float) -> np.ndarray:
     """State at ``t_start`` after :data:`BURN_IN_H` drug-free hours in the scenario's
-    condition (stress input), shape (n_states, n_subjects)."""
+    condition (stress input, knockouts, parameter overrides), shape (n_states,
+    n_subjects); skipped when no subject drifts from its initial state
+    (:func:`at_rest_drift`)."""
     inp = prot.inputs_at(-np.inf, model.input_names)
     y0 = model.initial(P, inp)
-    if not np.any(inp):  # healthy drug-free steady state is exact by construction
+    if not np.any(at_rest_drift(model, P, y0, inp)):  # already the drug-free steady state
         return y0
     rest = Protocol(prot.n_subjects, baseline_inputs=dict(prot.baseline_inputs))
     engine = get_engine(engine_name(sc))
@@ -460,8 +477,9 @@ def _check_not_all_failed(cohort: Cohort, outcomes: list[tuple[np.ndarray, np.nd
 def _measured(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     """Rating scales or behaviour, laboratory assays; only the requested readouts kept."""
     data = measures.apply(sc, data)
-    if sc.species != "human":  # what the laboratory measures (assay error, lab units)
-        data = lab.apply_assays(sc, data)
+    # what the laboratory measures (assay error, lab units), or what the clinic reads
+    # (vital signs, CADSS, plasma BDNF with their errors)
+    data = lab.apply_assays(sc, data) if sc.species != "human" else clinic.apply(sc, data)
     return data.drop_vars([v for v in list(data.data_vars) if v not in _wanted(sc)
                            and data[v].dims[-1:] == ("time",)])
 
