@@ -12,6 +12,7 @@
     ketasim validate [--out DIR] [--case NAME] [--jobs N | --cluster local:N |
                      --scheduler ADDRESS]
     ketasim export-sbml [FILE] -o MODEL.xml [--cohort NAME|INDEX] [--subject K]
+    ketasim export-petab [FILE] -o DIR [--cohort NAME|INDEX] [--estimate P1,P2] [--readouts R]
     ketasim dashboard [--host 127.0.0.1] [--port 8080] [--max-subjects 1000] [--open]
 
 A user error (a bad scenario, an unknown drug, an output directory that is in the way) is
