@@ -66,9 +66,8 @@ def _draw(args: tuple[Any, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
     cohort = runner.cohorts(sc)[0]
     model = runner.cohort_model(sc, cohort)
-    spec = runner.population_spec(sc)
-    subjects = draw_subjects(spec, sc.seed, indices)
-    P = parameter_matrix(model, subjects, spec, sc.seed, runner.model_overrides(sc, model))
+    subjects = draw_subjects(sc, indices)
+    P = parameter_matrix(model, subjects, sc, runner.model_overrides(sc, model))
     return P, subjects["weight"].to_numpy(float), subjects["severity"].to_numpy(float)
 
 

@@ -226,7 +226,7 @@ def cohort_values(base: dict[str, Any], cohort: int, method: str, n: int = 2,
 
     sc = _scenario(base, n, method, rtol, atol)
     group = runner.cohorts(sc)[cohort]
-    subjects = draw_subjects(runner.population_spec(sc), sc.seed, group.subjects)
+    subjects = draw_subjects(sc, group.subjects)
     return runner.simulate_cohort(sc, group, subjects)
 
 

@@ -126,6 +126,38 @@ def test_merged_chunks_equal_the_unchunked_summary(parallel: bool) -> None:
         assert acc.status == {"ok": data.sizes["subject"] - 1, "failed": 1}
 
 
+def test_exact_sums_equal_the_rational_sums() -> None:
+    from fractions import Fraction
+
+    rng = np.random.default_rng(4)
+    x = np.r_[rng.normal(size=300) * 10.0 ** rng.integers(-300, 300, 300),
+              5e-324, -5e-324, 1.7e308, -0.0]  # subnormals and the largest magnitudes
+    s1, s2 = stream.exact_sums(x)
+    unit = Fraction(2) ** stream.LOWEST_EXP
+    assert Fraction(s1) * unit == sum(Fraction(v) for v in x)
+    assert Fraction(s2) * unit * unit == sum(Fraction(v) ** 2 for v in x)
+
+
+@pytest.mark.parametrize("parallel", [False, True], ids=["crossover", "parallel"])
+def test_summary_is_the_same_bits_for_every_chunking(parallel: bool) -> None:
+    """Item 10 of issue 14: the merged summary does not depend on the chunk sizes or the
+    merge order (exact sums), not merely to rounding."""
+    data = _result(12, parallel).data
+    tables = []
+    for sizes in ([1], [5, 2, 9], [3], [100]):
+        parts = []
+        for part in _chunks(data, sizes):
+            acc = stream.SummaryAccumulator(_result(12, parallel).scenario)
+            acc.add(part)
+            parts.append(acc)
+        total = parts[0]
+        for other in reversed(parts[1:]):  # merged out of order: integers add exactly
+            total.merge(other)
+        tables.append(total.table())
+    for t in tables[1:]:
+        pd.testing.assert_frame_equal(t, tables[0], check_exact=True)
+
+
 def test_quantile_sample_is_independent_of_chunking() -> None:
     res = _result(12, True)
     data = res.data

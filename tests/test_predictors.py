@@ -53,6 +53,50 @@ def test_delong_interval_of_a_hand_made_case() -> None:
     assert lo == pytest.approx(0.75 - half, rel=1e-6) and hi == 1.0  # clipped
 
 
+def _quadratic_delong(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """The oracle: DeLong's AUC and variance from the full responders x non-responders
+    comparison matrix (the form delong_ci used before the midrank one)."""
+    pos, neg = x[y], x[~y]
+    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    return float(psi.mean()), v10.var(ddof=1) / pos.size + v01.var(ddof=1) / neg.size
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_midrank_delong_equals_the_quadratic_form_with_ties(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 400))
+    y = rng.random(n) < rng.uniform(0.1, 0.9)
+    y[:2], y[2:4] = True, False  # both outcomes, at least two of each
+    x = (y * rng.uniform(0, 1.5) + rng.normal(size=n)).round(int(rng.integers(0, 2)))
+    a, lo, hi = delong_ci(x, y, level=0.9)
+    a_ref, var_ref = _quadratic_delong(x, y)
+    half = stats.norm.ppf(0.95) * np.sqrt(var_ref)
+    assert a == pytest.approx(a_ref, abs=1e-12)
+    assert lo == pytest.approx(max(0.0, a_ref - half), abs=1e-12)
+    assert hi == pytest.approx(min(1.0, a_ref + half), abs=1e-12)
+    u = stats.mannwhitneyu(x[y], x[~y]).statistic
+    assert a == pytest.approx(u / (y.sum() * (~y).sum()), abs=1e-12)
+
+
+def test_delong_at_100000_subjects_stays_under_100_mb() -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    y = rng.random(100_000) < 0.5
+    x = (y + rng.normal(size=y.size)).round(2)  # ties, as rating scores have
+    tracemalloc.start()
+    try:
+        a, lo, hi = delong_ci(x, y)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 100e6
+    u = stats.mannwhitneyu(x[y], x[~y]).statistic
+    assert a == pytest.approx(u / (y.sum() * (~y).sum()), abs=1e-12)
+    assert lo < a < hi
+
+
 def test_bootstrap_interval_contains_the_estimate() -> None:
     rng = np.random.default_rng(6)
     y = rng.random(120) < 0.5

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from ketasim._version import __version__
-from ketasim.catalog import Catalog, catalog
+from ketasim.catalog import Catalog, catalog, load_catalog
 from ketasim.errors import (
     ArgumentError,
     CaseError,
@@ -85,6 +85,6 @@ def write_results(result: RunResult, out: Any, overwrite: bool = False,
 __all__ = [
     "ArgumentError", "CaseError", "Catalog", "CatalogError", "KetasimError", "RunResult",
     "SBMLExportError", "ScenarioError", "SimulationError", "WorkerLostError",
-    "__version__", "catalog", "default_scenario", "load_scenario", "run", "run_default",
-    "write_results",
+    "__version__", "catalog", "default_scenario", "load_catalog", "load_scenario", "run",
+    "run_default", "write_results",
 ]

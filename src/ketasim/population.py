@@ -10,20 +10,18 @@ clearances and volumes log-normal per compound family (enantiomers share one dra
 
 from __future__ import annotations
 
-import tomllib
 import zlib
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from ketasim.catalog import catalog
-from ketasim.catalog.schema import Sourced
 from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
+
+if TYPE_CHECKING:  # the scenario contract sits above the population layer
+    from ketasim.scenario import Scenario
 
 GENOTYPES = ("val_val", "val_met", "met_met")
 KNOCKOUT_PARAMS = {
@@ -36,16 +34,8 @@ KNOCKOUT_PARAMS = {
 _DEMOGRAPHY, _GENETICS, _DISEASE, _PK, _RATING = 1, 2, 3, 4, 5
 
 
-@lru_cache(maxsize=1)
-def population_table() -> dict[str, dict[str, Sourced]]:
-    """Population constants (catalog/population.toml): section -> name -> Sourced."""
-    text = resources.files("ketasim.catalog").joinpath("population.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    return {sec: {k: Sourced.model_validate(v) for k, v in d.items()} for sec, d in raw.items()}
-
-
 def _pv(section: str, name: str) -> float:
-    return population_table()[section][name].value
+    return catalog().population[section][name].value
 
 
 def rng_for(seed: int, index: int, purpose: int, extra: int = 0) -> np.random.Generator:
@@ -59,25 +49,6 @@ def _lognormal(rng: np.random.Generator, cv: float) -> float:
     return float(np.exp(sigma * rng.standard_normal()))
 
 
-@dataclass(frozen=True)
-class PopulationSpec:
-    """What the scenario says about its subjects (all optional beyond species/condition)."""
-
-    species: str
-    condition: str
-    variability: bool = True
-    weight_mean: float | None = None
-    weight_sd: float | None = None
-    female_fraction: float | None = None
-    age_mean: float | None = None
-    age_sd: float | None = None
-    cyp2b6_poor_fraction: float | None = None
-    genotype_mix: tuple[float, float, float] | None = None
-    fh_aud_fraction: float | None = None
-    knockouts: tuple[str, ...] = ()
-    madrs_min: float | None = None
-
-
 REF_BMI = 70.0 / 1.76 ** 2  # reference adult of the PK parameter sets: 70 kg, 176 cm, male
 
 
@@ -86,34 +57,34 @@ def _lean_fraction(bmi: float, female: float) -> float:
     return 9270.0 / ((8780.0 + 244.0 * bmi) if female else (6680.0 + 216.0 * bmi))
 
 
-def draw_subjects(spec: PopulationSpec, seed: int, indices: np.ndarray) -> pd.DataFrame:
-    """Covariates of the subjects with global ``indices`` (one row each)."""
-    rows = [_draw_one(spec, seed, int(i)) for i in indices]
+def draw_subjects(sc: Scenario, indices: np.ndarray) -> pd.DataFrame:
+    """Covariates of the subjects of ``sc.population`` with global ``indices`` (one row
+    each), drawn from the streams of seed ``sc.seed``."""
+    rows = [_draw_one(sc, int(i)) for i in indices]
     return pd.DataFrame(rows, index=pd.Index(indices, name="subject"))
 
 
-def _draw_one(spec: PopulationSpec, seed: int, i: int) -> dict[str, Any]:
-    sp = catalog().species[spec.species]
-    cov = sp.covariates
-    w_mean = spec.weight_mean if spec.weight_mean is not None else cov.weight_mean.value
-    w_sd = spec.weight_sd if spec.weight_sd is not None else cov.weight_sd.value
-    fem = spec.female_fraction if spec.female_fraction is not None else cov.female_fraction.value
-    age_m = spec.age_mean if spec.age_mean is not None else (
-        cov.age_mean.value if cov.age_mean else 0.0)
-    age_s = spec.age_sd if spec.age_sd is not None else (cov.age_sd.value if cov.age_sd else 0.0)
-    pm = (spec.cyp2b6_poor_fraction if spec.cyp2b6_poor_fraction is not None
-          else _pv("human", "cyp2b6_poor_fraction")) if spec.species == "human" else 0.0
-    mix = spec.genotype_mix or ((_pv("human", "val_val"), _pv("human", "val_met"),
-                                 _pv("human", "met_met")) if spec.species == "human"
-                                else (1.0, 0.0, 0.0))
-    fh = (spec.fh_aud_fraction if spec.fh_aud_fraction is not None
-          else _pv("human", "fh_aud_fraction")) if spec.species == "human" else 0.0
-    severity = mechanism_table()["conditions"][spec.condition].value
+def _draw_one(sc: Scenario, i: int) -> dict[str, Any]:
+    pop, species, seed = sc.population, sc.species, sc.seed
+    cov = catalog().species[species].covariates
+    w_mean = pop.weight_kg.mean if pop.weight_kg else cov.weight_mean.value
+    w_sd = pop.weight_kg.sd if pop.weight_kg else cov.weight_sd.value
+    fem = pop.female_fraction if pop.female_fraction is not None else cov.female_fraction.value
+    age_m = pop.age.mean if pop.age else (cov.age_mean.value if cov.age_mean else 0.0)
+    age_s = pop.age.sd if pop.age else (cov.age_sd.value if cov.age_sd else 0.0)
+    pm = (pop.cyp2b6_poor_fraction if pop.cyp2b6_poor_fraction is not None
+          else _pv("human", "cyp2b6_poor_fraction")) if species == "human" else 0.0
+    mix = pop.genotype_mix or ((_pv("human", "val_val"), _pv("human", "val_met"),
+                                _pv("human", "met_met")) if species == "human"
+                               else (1.0, 0.0, 0.0))
+    fh = (pop.family_history_aud_fraction if pop.family_history_aud_fraction is not None
+          else _pv("human", "fh_aud_fraction")) if species == "human" else 0.0
+    severity = mechanism_table()["conditions"][str(pop.condition)].value
     row: dict[str, Any] = {"weight": w_mean, "female": float(fem >= 0.5), "age": age_m,
                            "cyp2b6_pm": 0.0, "genotype": GENOTYPES[int(np.argmax(mix))],
                            "fh_aud": 0.0, "severity": severity, "plasticity": 1.0,
                            "spine_stability": 1.0}
-    if spec.variability:
+    if pop.variability:
         d = rng_for(seed, i, _DEMOGRAPHY)
         row["weight"] = float(np.clip(d.normal(w_mean, w_sd), 0.4 * w_mean, 2.5 * w_mean))
         row["female"] = float(d.random() < fem)
@@ -126,9 +97,9 @@ def _draw_one(spec: PopulationSpec, seed: int, i: int) -> dict[str, Any]:
         row["severity"] = severity * _lognormal(s, _pv("variability", "severity_cv"))
         row["plasticity"] = _lognormal(s, _pv("variability", "plasticity_cv"))
         row["spine_stability"] = _lognormal(s, _pv("variability", "spine_stability_cv"))
-    if spec.species == "human":
+    if species == "human":
         height = (_pv("human", "height_female") if row["female"] else _pv("human", "height_male"))
-        if spec.variability:
+        if pop.variability:
             height += _pv("human", "height_sd") * rng_for(seed, i, _DEMOGRAPHY, 1).standard_normal()
         row["bmi"] = row["weight"] / (height / 100.0) ** 2
         row["lean_ratio"] = _lean_fraction(row["bmi"], row["female"]) / _lean_fraction(
@@ -136,12 +107,15 @@ def _draw_one(spec: PopulationSpec, seed: int, i: int) -> dict[str, Any]:
     return row
 
 
-def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, spec: PopulationSpec,
-                     seed: int, overrides: dict[str, float] | None = None) -> np.ndarray:
+def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, sc: Scenario,
+                     overrides: dict[str, float] | None = None,
+                     columns: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Base+derived parameters for every subject: shape (n_params, n_subjects).
 
     Subject covariates map onto named model parameters; PK variability draws one
-    log-normal factor per compound family; ``overrides`` replace typical values by name.
+    log-normal factor per compound family; ``overrides`` replace typical values by name;
+    ``columns`` (name -> one value per subject) set a base parameter subject by subject,
+    last (a parameter sample as a batch: each sample row is a subject column).
     """
     base = model.base_parameters()
     names = list(model.spec.parameters)
@@ -168,10 +142,12 @@ def parameter_matrix(model: CompiledModel, subjects: pd.DataFrame, spec: Populat
     secretion = {"val_val": 1.0, "val_met": gen["bdnf_secretion_val_met"].value,
                  "met_met": gen["bdnf_secretion_met_met"].value}
     put("bdnf_secretion", subjects["genotype"].map(secretion).to_numpy(float))
-    for ko in spec.knockouts:
+    for ko in sc.population.knockouts:
         put(KNOCKOUT_PARAMS[ko], np.ones(n))
-    if spec.variability:
-        _pk_variability(B, names, subjects, seed)
+    if sc.population.variability:
+        _pk_variability(B, names, subjects, sc.seed)
+    for name, column in (columns or {}).items():
+        B[names.index(name)] = np.broadcast_to(np.asarray(column, float), (n,))
     return model.complete(B)
 
 

@@ -34,7 +34,7 @@ import tomllib
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -85,6 +85,7 @@ HUMAN_ONLY = frozenset(
 )
 RODENT_ONLY = frozenset({"fst.immobility", "sucrose_preference", "nsf.latency"})
 LARGE = 100_000
+SEED_MAX = 2**63 - 1  # TOML's largest integer; the subject keys hash the seed as uint64
 NOT_A_DOSE = "is not a dose; use mg/kg, mg, ug/kg or nmol"
 NOT_A_TIME = 'is not a time; write it with units, e.g. "40 min", "2 h" or "7 d"'
 _MASS_UNITS = frozenset({"nanogram", "microgram", "milligram", "gram"})
@@ -191,9 +192,11 @@ def _time(v: Any) -> str:
     if not isinstance(v, str):
         raise _Bad(NOT_A_TIME)
     try:
-        units.hours(v)
+        h = units.hours(v)
     except ValueError:
         raise _Bad(NOT_A_TIME) from None
+    if not math.isfinite(h):  # "1e308 d" is finite in days, not in hours
+        raise _Bad("is too long; a time must be finite in hours")
     return v.strip()
 
 
@@ -353,6 +356,17 @@ class Population(_Model):
                 raise _Bad("is listed twice", value=ko, path=("knockouts", i))
         return self
 
+    @property
+    def genotype_mix(self) -> tuple[float, float, float] | None:
+        """BDNF (val_val, val_met, met_met) fractions; None: the species default."""
+        g = self.bdnf_val66met
+        return (g.val_val, g.val_met, g.met_met) if g is not None else None
+
+    @property
+    def madrs_min(self) -> float | None:
+        """Minimum baseline MADRS of the inclusion criteria; None: no criterion."""
+        return self.inclusion.madrs_min if self.inclusion is not None else None
+
 
 class Design(_Model):
     """Trial design. Crossover: ``period_length`` (follow-up per period, default 7 d) and
@@ -450,6 +464,8 @@ class Dose(_Model):
             raise _Bad(NOT_A_DOSE)
         if units.dose_basis(v)[1] < 0:
             raise _Bad("is negative; a dose is 0 or more")
+        if not math.isfinite(units.dose_basis(v)[1]):  # "1e308 g" overflows in ug
+            raise _Bad("is too large; a dose must be finite in ug or nmol (per kg)")
         return v.strip()
 
     @field_validator("at")
@@ -664,6 +680,20 @@ class ModelOptions(_Model):
         return out
 
 
+class SensitivityOptions(_Model):
+    """``[sensitivity]``: what ``ketasim sensitivity`` varies and reads out by default.
+    ``parameters``: dotted catalog names or globs (``mechanism.*``, ``ratings.*``,
+    ``drugs.ketamine.pd.*``); ``outputs``: ``READOUT@TIME[:ARM[ vs ARM]]``; names are
+    checked against the model when the analysis runs (docs/sensitivity.md)."""
+
+    parameters: list[str] = Field(default_factory=list)
+    outputs: list[str] = Field(default_factory=list)
+    method: Literal["morris", "sobol", "efast"] | None = None
+    n: Int | None = Field(default=None, ge=2)
+    mode: Literal["typical", "population"] | None = None
+    subjects: Int | None = Field(default=None, ge=2)
+
+
 class EngineOptions(_Model):
     """Solver choice and tolerances (relative, absolute in each state's unit)."""
 
@@ -677,13 +707,14 @@ class Scenario(_Model):
 
     name: str
     species: SpeciesName
-    seed: Int = Field(default=0, ge=0)
+    seed: Int = Field(default=0, ge=0, le=SEED_MAX)
     population: Population = Field(default_factory=Population)
     design: Design = Field(default_factory=Design)
     arms: list[Arm]
     outputs: Outputs = Field(default_factory=Outputs)
     model: ModelOptions = Field(default_factory=ModelOptions)
     engine: EngineOptions = Field(default_factory=EngineOptions)
+    sensitivity: SensitivityOptions = Field(default_factory=SensitivityOptions)
 
     @field_validator("name", mode="before")
     @classmethod
@@ -694,7 +725,7 @@ class Scenario(_Model):
 
     @classmethod
     def _fill(cls, data: dict[str, Any]) -> dict[str, Any]:
-        for key in ("population", "design", "outputs", "model", "engine"):
+        for key in ("population", "design", "outputs", "model", "engine", "sensitivity"):
             value = data.get(key, {})
             if isinstance(value, BaseModel):
                 value = value.model_dump()
@@ -893,6 +924,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError("file", str(path), f"is not valid TOML: {_one_line(str(exc))}") \
             from None
+    except RecursionError:  # tomllib reads nested arrays and tables recursively
+        raise ScenarioError("file", str(path), "nests arrays or tables too deeply to read; "
+                            "a scenario needs a few levels") from None
 
 
 def load_scenario(source: str | Path | dict[str, Any] | Scenario) -> Scenario:

@@ -33,7 +33,7 @@ import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -44,6 +44,9 @@ from ketasim.experiments.endpoints import control_arm
 from ketasim.experiments.executor import run_tasks
 from ketasim.readouts import FIXED
 from ketasim.stats import compare_crossover, compare_parallel, wilson
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 COLUMNS = ["n", "comparison", "power", "ci_low", "ci_high", "significant", "replicates",
            "mean_difference", "mean_cohens_d"]
@@ -94,7 +97,7 @@ def parse_sizes(sizes: str) -> list[int]:
     return sorted(out)
 
 
-def check(sc: Any, sizes: Sequence[int], replicates: int, endpoint: Endpoint) -> None:
+def check(sc: Scenario, sizes: Sequence[int], replicates: int, endpoint: Endpoint) -> None:
     """ArgumentError (one line, naming the argument) for arguments that cannot make a
     power analysis of ``sc``."""
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
@@ -135,8 +138,8 @@ def _batch_seed(seed: int, batch: int) -> int:
     return int(ss.generate_state(1)[0]) & 0x7FFFFFFF
 
 
-def _batch_scenario(sc: Any, n_pool: int, seed: int, endpoint: Endpoint,
-                    engine: str | None) -> Any:
+def _batch_scenario(sc: Scenario, n_pool: int, seed: int, endpoint: Endpoint,
+                    engine: str | None) -> Scenario:
     from ketasim.scenario import load_scenario
 
     data = copy.deepcopy(sc.as_dict())
@@ -155,14 +158,14 @@ def _batch_scenario(sc: Any, n_pool: int, seed: int, endpoint: Endpoint,
     return load_scenario(data)
 
 
-def default_engine(sc: Any) -> str:
+def default_engine(sc: Scenario) -> str:
     """``fast`` when numba is installed (power needs many subjects), else the scenario's."""
     import importlib.util
 
     return "fast" if importlib.util.find_spec("numba") is not None else str(sc.engine.method)
 
 
-def power(sc: Any, sizes: Sequence[int], replicates: int, endpoint: Endpoint | None = None,
+def power(sc: Scenario, sizes: Sequence[int], replicates: int, endpoint: Endpoint | None = None,
           engine: str | None = None, batch: int | None = None,
           progress: Callable[..., Any] | None = None,
           simulate: Callable[..., Any] | None = None,
@@ -221,7 +224,7 @@ class Batch:
     """One simulation of ``k`` replicate trials of ``unit`` subjects (per arm), seeded by
     its index ``b``: a task that any executor can run."""
 
-    sc: Any
+    sc: Scenario
     k: int
     unit: int
     b: int
@@ -255,7 +258,7 @@ def _mean(x: list[float]) -> float:
     return float(a.mean()) if a.size else np.nan
 
 
-def _split(sc: Any, data: Any, k: int, unit: int, endpoint: Endpoint,
+def _split(sc: Scenario, data: Any, k: int, unit: int, endpoint: Endpoint,
            ctrl: str | None) -> list[dict[str, Any]]:
     """Cut one batch run into ``k`` disjoint replicates of ``unit`` subjects (per arm)."""
     ok = data["status"].values == "ok"

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from scipy import stats
 from ketasim import units
 from ketasim.errors import ArgumentError
 from ketasim.experiments.endpoints import control_arm
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 COLUMNS = ["target", "predictor", "kind", "auc", "ci_low", "ci_high", "direction",
            "discrimination", "responders", "non_responders", "worth_measuring"]
@@ -63,7 +66,13 @@ def auc(x: np.ndarray, y: np.ndarray) -> float:
 
 def delong_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """AUC and its confidence interval from DeLong's (1988) variance (structural
-    components), clipped to [0, 1]."""
+    components), clipped to [0, 1].
+
+    The structural components come from midranks (Sun & Xu 2014, IEEE Signal Process Lett
+    21:1389): a responder's V10 is (its rank among all - its rank among responders) / n0,
+    a non-responder's V01 is 1 - (its rank among all - its rank among non-responders) / n1,
+    ties counting one half. The same numbers as the n1 x n0 comparison matrix in O(n)
+    memory (that matrix is 24 GB at 100,000 subjects)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep] > 0.5
@@ -71,9 +80,10 @@ def delong_ci(x: np.ndarray, y: np.ndarray, level: float = 0.95) -> tuple[float,
     m, n = pos.size, neg.size
     if m < 2 or n < 2:
         return auc(x, y), np.nan, np.nan
-    psi = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
-    a = float(psi.mean())
-    v10, v01 = psi.mean(axis=1), psi.mean(axis=0)
+    ranks = stats.rankdata(x)  # midranks among all subjects
+    v10 = (ranks[y] - stats.rankdata(pos)) / n
+    v01 = 1.0 - (ranks[~y] - stats.rankdata(neg)) / m
+    a = float(v10.mean())
     var = v10.var(ddof=1) / m + v01.var(ddof=1) / n
     z = float(stats.norm.ppf(0.5 + level / 2))
     half = z * float(np.sqrt(max(var, 0.0)))
@@ -97,7 +107,7 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int,
     return float(lo), float(hi)
 
 
-def _scenario_for(sc: Any, size: int | None = None) -> Any:
+def _scenario_for(sc: Scenario, size: int | None = None) -> Scenario:
     from ketasim.scenario import load_scenario
 
     if sc.species != "human":
@@ -123,7 +133,7 @@ def _scenario_for(sc: Any, size: int | None = None) -> Any:
     return load_scenario(data)
 
 
-def _active_period(sc: Any, data: Any) -> tuple[np.ndarray, np.ndarray, str]:
+def _active_period(sc: Scenario, data: Any) -> tuple[np.ndarray, np.ndarray, str]:
     """(subject rows, period index per row, arm) of the active arm's observations."""
     ctrl = control_arm(sc)
     active = next((a.name for a in sc.arms if a.name != ctrl), sc.arms[0].name)
@@ -178,7 +188,7 @@ def candidates(data: Any, rows: np.ndarray, periods: np.ndarray) -> list[tuple[s
     return out
 
 
-def predictor_table(sc: Any, data: Any, bootstrap: int = 0) -> pd.DataFrame:
+def predictor_table(sc: Scenario, data: Any, bootstrap: int = 0) -> pd.DataFrame:
     """The ranked predictor table of a run (see the module docstring)."""
     rows, periods, _ = _active_period(sc, data)
     cands = candidates(data, rows, periods)
@@ -211,7 +221,7 @@ def predictor_table(sc: Any, data: Any, bootstrap: int = 0) -> pd.DataFrame:
     return df
 
 
-def predictors(sc: Any, bootstrap: int = 0, progress: Any = None,
+def predictors(sc: Scenario, bootstrap: int = 0, progress: Any = None,
                simulate: Callable[..., Any] | None = None,
                size: int | None = None) -> pd.DataFrame:
     """Run the scenario (with the outputs the candidates need; ``size`` replaces its

@@ -1,4 +1,5 @@
-"""Schema of the catalog data files (drugs/*.toml, species/*.toml, mechanism.toml).
+"""Schema of the catalog data files (drugs/*.toml, species/*.toml, mechanism.toml,
+population.toml, assays.toml).
 
 Every number in the catalog is a :class:`Sourced` value: magnitude, unit, source and tag.
 Tags follow ../shared/reference: ``P`` read in the primary source, ``S`` secondary source,
@@ -235,3 +236,17 @@ class Species(_Strict):
     # species-level default absorption when a drug gives none for a route
     default_absorption: dict[Route, RouteAbsorption] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
+
+
+class Technique(_Strict):
+    """One assay technique of assays.toml: its measurement error ``cv`` (fraction),
+    ``reference`` (``vehicle``: terminal tissue assay; ``baseline``: in vivo, repeated),
+    ``plot`` and the contract ``readouts`` it measures; ``bin`` is a collection interval."""
+
+    id: str
+    name: str
+    cv: Sourced
+    reference: Literal["vehicle", "baseline"]
+    plot: Literal["bars", "time_course"]
+    readouts: tuple[str, ...]
+    bin: Sourced | None = None

@@ -8,6 +8,9 @@
                   [--time "1 d"] [--alpha 0.05] [--engine fast] [--format table|json]
                   [--jobs N | --cluster local:N | --scheduler ADDRESS]
     ketasim predictors [FILE] [--bootstrap 1000] [--subjects N] [--format table|json]
+    ketasim sensitivity [FILE] [--method morris|sobol|efast] [--n N] [--parameters GLOBS]
+                        [--output READOUT@TIME[:ARM[ vs ARM]]] [--mode typical|population]
+                        [--out DIR] [--jobs N | --cluster local:N | --scheduler ADDRESS]
     ketasim drugs [NAME]
     ketasim validate [--out DIR] [--case NAME] [--jobs N | --cluster local:N |
                      --scheduler ADDRESS]
@@ -26,7 +29,8 @@ import importlib
 from ketasim.cli.app import app, main
 
 # --help lists them in this order; importing a command module registers its commands on app
-COMMAND_MODULES = ("run", "studies", "catalog", "validate", "export", "calibrate", "dashboard")
+COMMAND_MODULES = ("run", "studies", "sensitivity", "calibrate", "catalog", "validate",
+                   "export", "dashboard")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"ketasim.cli.{_name}")
 

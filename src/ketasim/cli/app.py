@@ -20,11 +20,48 @@ import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from ketasim._version import __version__
 from ketasim.errors import ArgumentError, KetasimError, ScenarioError
 
+# click's exception classes, wherever this typer takes click from (recent typers vendor it)
+_USAGE_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+_CLICK_ERROR: type[Exception] = next(
+    c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class OneLineUsageErrors(TyperGroup):
+    """The command group, with click's usage errors (an unknown flag, a flag value of the
+    wrong type or not among the choices, a missing argument) printed as one line on stderr
+    with exit status 2, like every other user error, instead of a usage panel."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        standalone = kwargs.pop("standalone_mode", True)
+        kwargs["standalone_mode"] = False
+        if not standalone:
+            return super().main(*args, **kwargs)
+        try:
+            rv = super().main(*args, **kwargs)
+        except _USAGE_ERROR as exc:
+            err: Any = exc
+            where = f"{err.ctx.command_path}: " if getattr(err, "ctx", None) else ""
+            if err.format_message().strip():  # (no arguments: the help, printed already)
+                typer.echo(" ".join((where + err.format_message()).split()), err=True)
+            sys.exit(err.exit_code)
+        except _CLICK_ERROR as exc:
+            other: Any = exc
+            other.show()
+            sys.exit(other.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineUsageErrors,
     name="ketasim",
     help="An in-silico laboratory for ketamine's rapid antidepressant action.",
     no_args_is_help=True,

@@ -69,7 +69,9 @@ def run(
     scheduler: Scheduler = None,
     chunk_size: Annotated[int | None, typer.Option(
         "--chunk-size", help="Simulate in chunks of this many subjects and merge their "
-        "summaries (default: whole cohorts up to 20000 human subjects, else 10000).",
+        "summaries (default: whole cohorts up to 20000 human subjects, else 10000); the same "
+        "summary for any chunk size on the fast and reference engines (batched: within "
+        "the solver tolerance).",
         show_default=False)] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the interrupted run in --out from its finished "

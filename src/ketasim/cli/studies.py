@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -31,6 +31,9 @@ from ketasim.cli.app import (
     user_errors,
 )
 from ketasim.errors import KetasimError
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 # ------------------------------------------------------------------------------ power
 
@@ -107,7 +110,7 @@ def power(
                            "power (two-sided test as in the summary; Wilson 95% CI)"))
 
 
-def _check_readout(sc: Any, readout: str, option: str) -> None:
+def _check_readout(sc: Scenario, readout: str, option: str) -> None:
     from ketasim.catalog import catalog
     from ketasim.readouts import lookup
 

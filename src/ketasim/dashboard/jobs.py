@@ -25,9 +25,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ketasim as ks
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 DEFAULT_STUDY = "default"  # the built-in study set: crossover + course, with Table 1
 DOWNLOADS = ("summary.csv", "subjects.parquet", "report.html")
@@ -82,7 +85,7 @@ class Checked:
         return self.error is None
 
 
-def subject_count(sc: Any) -> int:
+def subject_count(sc: Scenario) -> int:
     """Subjects a run of ``sc`` simulates: ``population.size`` per arm, or once in all for
     a crossover (every subject receives every arm)."""
     size = int(sc.population.size)

@@ -18,12 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
 from ketasim.errors import ArgumentError, KetasimError
-from ketasim.experiments.executor import THREAD_VARIABLES
 
 __all__ = ["dask_executor", "parse_cluster"]
 
@@ -51,15 +50,17 @@ def _dask() -> Any:
 
 @contextlib.contextmanager
 def dask_executor(cluster: str | None = None, scheduler: str | None = None,
-                  say: Callable[[str], None] | None = None) -> Iterator[Executor]:
+                  say: Callable[[str], None] | None = None,
+                  worker_env: Mapping[str, str] | None = None) -> Iterator[Executor]:
     """``client.get_executor()`` of a new local cluster or a running scheduler; closed
-    (and the local cluster stopped) on exit. ``say`` is told the dashboard's address."""
+    (and the local cluster stopped) on exit. ``say`` is told the dashboard's address;
+    ``worker_env`` is set in the local cluster's worker processes (the thread counts)."""
     distributed = _dask()
     local = None
     with contextlib.ExitStack() as stack:
         if cluster is not None:
             n = parse_cluster(cluster)
-            env = {name: "1" for name in THREAD_VARIABLES}
+            env = dict(worker_env or {})
             local = stack.enter_context(distributed.LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR, env=env))

@@ -55,7 +55,7 @@ empty (NaN) and ``unit`` "h" for times:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -66,12 +66,15 @@ from ketasim.readouts import FIXED
 from ketasim.result import SUMMARY_COLUMNS
 from ketasim.stats import compare_crossover, compare_parallel, kaplan_meier
 
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
+
 SAFETY = ("cadss", "sbp.change", "heart_rate.change")
 NUMERICAL_ZERO = 1e-6  # points, mmHg, beats/min: below this a safety readout is 0
 SCALES = ("madrs", "hamd17")
 
 
-def control_arm(sc: Any) -> str | None:
+def control_arm(sc: Scenario) -> str | None:
     """The arm others are compared with: all-vehicle doses first, else an active placebo."""
     cat = catalog()
     for arm in sc.arms:
@@ -97,7 +100,7 @@ def _continuous_rows(vals: np.ndarray) -> list[tuple[str, float]]:
             ("p05", float(np.percentile(vals, 5))), ("p95", float(np.percentile(vals, 95)))]
 
 
-def summarise(sc: Any, data: xr.Dataset) -> pd.DataFrame:
+def summarise(sc: Scenario, data: xr.Dataset) -> pd.DataFrame:
     """The summary table for every requested readout (contract columns)."""
     ok = data["status"].values == "ok"
     rows: list[tuple[Any, ...]] = []
@@ -157,7 +160,7 @@ def baseline_of(data: xr.Dataset, readout: str) -> np.ndarray | None:
         return np.nanmedian(base, axis=2)  # the same at every time, up to clipping at 0
 
 
-def _between_arms(sc: Any, data: xr.Dataset, r: str, ok: np.ndarray,
+def _between_arms(sc: Scenario, data: xr.Dataset, r: str, ok: np.ndarray,
                   unit: str) -> list[tuple[Any, ...]]:
     ctrl = control_arm(sc)
     if ctrl is None or r == "relapse_free":
@@ -208,13 +211,13 @@ def _arm_rows(data: xr.Dataset, ok: np.ndarray, arm: str, p_idx: int,
     return np.asarray(data[readout].values[ok][sel, p_idx, :], float)
 
 
-def last_dose_h(sc: Any, arm: str) -> float:
+def last_dose_h(sc: Scenario, arm: str) -> float:
     """Start of the arm's last dose (h from the period's time zero)."""
     a = sc.arm(arm)
     return float(max(max(d.times_h()) for d in a.doses))
 
 
-def relapse_events(sc: Any, data: xr.Dataset, arm: str, p_idx: int,
+def relapse_events(sc: Scenario, data: xr.Dataset, arm: str, p_idx: int,
                    ok: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Responders at the end of treatment (as ``relapse_free`` counts them): time to
     relapse in hours from the start of the arm's last dose, and whether it was seen
@@ -238,7 +241,7 @@ def relapse_events(sc: Any, data: xr.Dataset, arm: str, p_idx: int,
     return dur - last_dose_h(sc, arm), seen
 
 
-def kaplan_meier_table(sc: Any, data: xr.Dataset) -> pd.DataFrame:
+def kaplan_meier_table(sc: Scenario, data: xr.Dataset) -> pd.DataFrame:
     """Kaplan-Meier curves of relapse among responders, per arm and period: columns
     ``arm, period, time_h`` (h from the start of the last dose), then those of
     :class:`ketasim.stats.KaplanMeier`. Empty when the run has no responders or no
@@ -258,7 +261,7 @@ def kaplan_meier_table(sc: Any, data: xr.Dataset) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _period_endpoints(sc: Any, data: xr.Dataset, r: str, ok: np.ndarray, arm: str,
+def _period_endpoints(sc: Scenario, data: xr.Dataset, r: str, ok: np.ndarray, arm: str,
                       p_idx: int, unit: str) -> list[tuple[Any, ...]]:
     """Whole-period endpoints of one arm (time_h NaN): see the module docstring."""
     period = int(data["period"].values[p_idx])

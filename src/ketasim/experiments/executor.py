@@ -233,7 +233,9 @@ def executor_for(jobs: int | None = None, cluster: str | None = None,
     if cluster is not None or scheduler is not None:
         from ketasim.experiments.cluster import dask_executor
 
-        with dask_executor(cluster=cluster, scheduler=scheduler, say=say) as ex:
+        one_thread = {name: "1" for name in THREAD_VARIABLES}
+        with dask_executor(cluster=cluster, scheduler=scheduler, say=say,
+                           worker_env=one_thread) as ex:
             yield ex
         return
     if jobs is not None and jobs > 1:

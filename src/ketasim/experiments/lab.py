@@ -46,22 +46,20 @@ within-group variance (none with ``variability = false``); otherwise the row say
 from __future__ import annotations
 
 import itertools
-import tomllib
 import warnings
 import zlib
-from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from scipy import stats
 
-from ketasim.catalog import catalog
-from ketasim.catalog.schema import Sourced
+from ketasim.catalog import Technique, catalog
 from ketasim.population import rng_for
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Arm, Scenario
 
 __all__ = [
     "Technique",
@@ -82,33 +80,9 @@ PCT_BASELINE = "% of baseline"
 PCT_VEHICLE = "% of vehicle"
 
 
-@dataclass(frozen=True)
-class Technique:
-    """One assay technique of ``catalog/assays.toml``."""
-
-    id: str
-    name: str
-    cv: Sourced
-    reference: str  # "vehicle" (terminal tissue assay) | "baseline" (in vivo, repeated)
-    plot: str  # "bars" | "time_course"
-    readouts: tuple[str, ...]
-    bin: Sourced | None = None
-
-
-@lru_cache(maxsize=1)
 def assay_table() -> dict[str, Technique]:
-    """The techniques of ``catalog/assays.toml`` by id (validated on first use)."""
-    text = resources.files("ketasim.catalog").joinpath("assays.toml").read_text("utf-8")
-    raw = tomllib.loads(text)
-    out: dict[str, Technique] = {}
-    for tid, t in raw["techniques"].items():
-        if t["reference"] not in ("vehicle", "baseline") or t["plot"] not in ("bars",
-                                                                              "time_course"):
-            raise ValueError(f"catalog/assays.toml: {tid}: bad reference or plot")
-        out[tid] = Technique(tid, t["name"], Sourced.model_validate(t["cv"]), t["reference"],
-                             t["plot"], tuple(t["readouts"]),
-                             Sourced.model_validate(t["bin"]) if "bin" in t else None)
-    return out
+    """The techniques of ``catalog/assays.toml`` by id (the packaged catalog)."""
+    return catalog().assays
 
 
 def technique_of(readout: str) -> Technique | None:
@@ -121,12 +95,12 @@ def technique_of(readout: str) -> Technique | None:
     return None
 
 
-def _is_vehicle_arm(arm: Any) -> bool:
+def _is_vehicle_arm(arm: Arm) -> bool:
     cat = catalog()
     return all(cat.drug(d.drug).role == "vehicle" or d.magnitude == 0 for d in arm.doses)
 
 
-def vehicle_arm(sc: Any) -> str | None:
+def vehicle_arm(sc: Scenario) -> str | None:
     """The first arm whose doses are all vehicle (or zero amounts), else None."""
     for arm in sc.arms:
         if _is_vehicle_arm(arm):
@@ -149,7 +123,7 @@ def _lognormal_factor(seed: int, subjects: np.ndarray, shape: tuple[int, ...], r
     return np.exp(sigma * z - 0.5 * sigma**2)
 
 
-def _bin_plan(sc: Any, times: np.ndarray, bin_h: float) -> list[tuple[int, list[int]]] | None:
+def _bin_plan(sc: Scenario, times: np.ndarray, bin_h: float) -> list[tuple[int, list[int]]] | None:
     """For each output time ending a bin: (its index, indices of the output times inside
     its window; -1 stands for the pre-dose baseline at time zero). None if the output
     times do not allow bins."""
@@ -182,7 +156,7 @@ def _binned(values: np.ndarray, baseline: np.ndarray, times: np.ndarray,
     return out
 
 
-def apply_assays(sc: Any, data: xr.Dataset) -> xr.Dataset:
+def apply_assays(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     """Replace each assayed mechanism readout by what the laboratory measures (see the
     module docstring): technique error, units as reported, microdialysis bins."""
     subj = data["subject"].values
@@ -243,7 +217,7 @@ def _percent_of_vehicle(v: np.ndarray, base_raw: np.ndarray, arms: np.ndarray, o
 # -------------------------------------------------------------------------- statistics
 
 
-def _active(arm: Any) -> frozenset[tuple[Any, ...]]:
+def _active(arm: Arm) -> frozenset[tuple[Any, ...]]:
     cat = catalog()
     return frozenset((d.drug, d.amount, d.route, tuple(d.times_h())) for d in arm.doses
                      if cat.drug(d.drug).role != "vehicle" and d.magnitude != 0)
@@ -255,7 +229,7 @@ def _label(parts: frozenset[tuple[Any, ...]]) -> str:
                       for p in sorted(parts, key=lambda p: (min(p[3], default=0.0), p[0])))
 
 
-def factorial_2x2(sc: Any) -> dict[str, Any] | None:
+def factorial_2x2(sc: Scenario) -> dict[str, Any] | None:
     """The first four arms forming a 2 x 2 factorial: vehicle, A, B and A + B (A and B
     disjoint sets of active doses). Returns ``{"arms": {arm: (a_level, b_level)},
     "factors": (name_a, name_b)}`` with A the earlier (pretreatment) factor, else None."""
@@ -279,7 +253,7 @@ def factorial_2x2(sc: Any) -> dict[str, Any] | None:
     return None
 
 
-def _stats_readouts(sc: Any, data: xr.Dataset) -> list[str]:
+def _stats_readouts(sc: Scenario, data: xr.Dataset) -> list[str]:
     return [r for r in sc.outputs.readouts
             if r in data and data[r].dims == ("subject", "period", "time")]
 
@@ -290,7 +264,7 @@ def _test_row(base: tuple[Any, ...], test: str, comparison: str, stat_name: str,
     return (*base, test, comparison, stat_name, float(stat), df, float(p), float(p_adj), note)
 
 
-def group_statistics(sc: Any, data: xr.Dataset) -> dict[str, pd.DataFrame]:
+def group_statistics(sc: Scenario, data: xr.Dataset) -> dict[str, pd.DataFrame]:
     """``lab_stats`` (n, mean, SD, SEM per readout, period, time and arm) and ``lab_tests``
     (t-test or ANOVA, Tukey HSD, two-way ANOVA for a 2 x 2 factorial); see the module
     docstring."""

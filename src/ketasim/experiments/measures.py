@@ -18,19 +18,42 @@ Scores get rater noise and day-to-day fluctuation. Rodent tests: FST immobility 
 of the 240 scored seconds, logistic in the mood drive) and NSF latency (exponential)
 fall, sucrose preference rises linearly with the mood drive, with between-animal noise.
 Random draws use each subject's own stream.
+
+The constants come from catalog/population.toml (``ratings``, ``behaviour``); a dataset
+variable ``constant:population.<section>.<name>`` (dims ``subject``) replaces one of them
+subject by subject (a sensitivity sample: :func:`ketasim.experiments.run.simulate_columns`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
-from ketasim.population import PopulationSpec, _pv, rng_for
+from ketasim.catalog import catalog
+from ketasim.population import _pv, rng_for
+
+if TYPE_CHECKING:  # the scenario contract sits above the experiments layer
+    from ketasim.scenario import Scenario
 
 _RATING, _BEHAVIOUR = 5, 6
 FST_SCORED_S = 240.0  # last 4 min of a 6-min forced swim test
+CONSTANT_PREFIX = "constant:"
+
+
+def _c(data: xr.Dataset, section: str, name: str) -> Any:
+    """Constant ``section.name``: the catalog value, or the per-subject values the dataset
+    carries for it (a DataArray over ``subject``, without the subject coordinate)."""
+    key = f"{CONSTANT_PREFIX}population.{section}.{name}"
+    if key in data.data_vars:
+        return xr.DataArray(np.asarray(data[key].values, float), dims="subject")
+    return _pv(section, name)
+
+
+def _each(v: Any, n: int) -> np.ndarray:
+    """A constant as one value per subject (numpy, shape (n,))."""
+    return np.broadcast_to(np.asarray(v, float), (n,))
 
 
 def _noise(seed: int, subjects: np.ndarray, shape: tuple[int, ...], purpose: int,
@@ -42,11 +65,11 @@ def _noise(seed: int, subjects: np.ndarray, shape: tuple[int, ...], purpose: int
 
 
 def _trait_madrs(seed: int, subjects: np.ndarray, minimum: float | None,
-                 variability: bool) -> np.ndarray:
-    mean, sd = _pv("ratings", "madrs_mean"), _pv("ratings", "madrs_sd")
+                 variability: bool, means: np.ndarray, sds: np.ndarray) -> np.ndarray:
     out = np.empty(len(subjects))
     for k, s in enumerate(subjects):
         rng = rng_for(seed, int(s), _RATING, 99)
+        mean, sd = float(means[k]), float(sds[k])
         v = mean
         for _ in range(1000):  # screening: redraw until the inclusion criterion is met
             v = float(np.clip(rng.normal(mean, sd), 0, 60)) if variability else mean
@@ -56,34 +79,50 @@ def _trait_madrs(seed: int, subjects: np.ndarray, minimum: float | None,
     return out
 
 
-def _expectancy_course(sc: Any, data: xr.Dataset, times: np.ndarray, onset: float,
-                       decay: float) -> xr.DataArray:
+def _expectancy_course(sc: Scenario, data: xr.Dataset, times: np.ndarray, onset: np.ndarray,
+                       decay: np.ndarray) -> xr.DataArray:
     """Time course (subject, period, time) of expectancy: each dose of the period's arm
-    renews it (rise over ``onset``, wane over ``decay``); the strongest dose so far counts."""
+    renews it (rise over ``onset``, wane over ``decay``, h, one value per subject); the
+    strongest dose so far counts."""
     doses = {a.name: np.array(sorted({t for d in a.doses for t in d.times_h()}))
              for a in sc.arms}
     arms = data["arm"].values  # (subject, period)
     out = np.zeros((*arms.shape, times.size))
-    for name, at in doses.items():
-        s = np.clip(times[None, :] - at[:, None], 0.0, None)  # (dose, time)
-        k = np.where(times[None, :] >= at[:, None],
-                     (1 - np.exp(-s / onset)) * np.exp(-s / decay), 0.0).max(axis=0)
-        out[arms == name] = k
+    for (on, de), rows in _groups(onset, decay).items():
+        for name, at in doses.items():
+            s = np.clip(times[None, :] - at[:, None], 0.0, None)  # (dose, time)
+            k = np.where(times[None, :] >= at[:, None],
+                         (1 - np.exp(-s / on)) * np.exp(-s / de), 0.0).max(axis=0)
+            sel = np.zeros(arms.shape, bool)
+            sel[rows] = arms[rows] == name
+            out[sel] = k
     return xr.DataArray(out, dims=("subject", "period", "time"))
 
 
-def _synaptic_share(seed: int, subjects: np.ndarray, variability: bool) -> xr.DataArray:
+def _groups(*values: np.ndarray) -> dict[tuple[float, ...], np.ndarray]:
+    """Subjects grouped by equal values (one group when the constants are the catalog's)."""
+    keys = np.stack([np.asarray(v, float) for v in values], axis=1)
+    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+    return {tuple(float(x) for x in u): np.nonzero(inverse.ravel() == i)[0]
+            for i, u in enumerate(uniq)}
+
+
+def _synaptic_share(seed: int, subjects: np.ndarray, variability: bool,
+                    median: Any = None, spread: Any = None) -> xr.DataArray:
     """Each patient's share of symptoms that synaptic recovery can relieve, (subject,):
     logit-normal around ``relief_share_median`` (spread ``relief_share_spread`` on the
     logit scale), so that some patients' depression hardly depends on the synaptic deficit
     ketamine repairs and others' mostly does (bimodal response)."""
-    q = _pv("ratings", "relief_share_median")
+    median = _pv("ratings", "relief_share_median") if median is None else median
+    spread = _pv("ratings", "relief_share_spread") if spread is None else spread
+    q = np.asarray(median, float)
     z = _noise(seed, subjects, (), _RATING, 4) if variability else np.zeros(len(subjects))
-    logit = np.log(q / (1 - q)) + _pv("ratings", "relief_share_spread") * z
+    logit = np.log(q / (1 - q)) + np.asarray(spread, float) * z
     return xr.DataArray(1 / (1 + np.exp(-logit)), dims="subject")
 
 
-def _relief(mood: xr.DataArray, mood0: xr.DataArray, share: xr.DataArray) -> xr.DataArray:
+def _relief(mood: xr.DataArray, mood0: xr.DataArray, share: xr.DataArray,
+            k: dict[str, Any] | None = None) -> xr.DataArray:
     """Fractional symptom improvement from the mood drive (any shape with ``subject``).
 
     ``r`` is the relative recovery of the mood drive from its level before the first
@@ -94,42 +133,49 @@ def _relief(mood: xr.DataArray, mood0: xr.DataArray, share: xr.DataArray) -> xr.
     holds for days and then ends within a few days.
     """
     r = (mood - mood0) / (1 - mood0).clip(min=0.05)
-    n, r50 = _pv("ratings", "relief_n"), _pv("ratings", "relief_r50")
+    if k is None:  # the catalog's constants
+        k = {name: _pv("ratings", name) for name in ("relief_n", "relief_r50", "relief_max")}
+    n, r50 = k["relief_n"], k["relief_r50"]
     a = abs(r)
     step = np.sign(r) * a ** n / (r50 ** n + a ** n)
-    return _pv("ratings", "relief_max") * share * step
+    return k["relief_max"] * share * step
 
 
-def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+def human_scores(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
+    pop = sc.population
     subj = data["subject"].values
+    n = len(subj)
+    k = {name: _c(data, "ratings", name) for name in catalog().population["ratings"]}
     mood0 = data["mood@baseline"].isel(period=0)
     times = data["time"].values
-    onset, decay = _pv("ratings", "placebo_onset"), _pv("ratings", "placebo_decay")
-    kin = _expectancy_course(sc, data, times, onset, decay)
+    kin = _expectancy_course(sc, data, times, _each(k["placebo_onset"], n),
+                             _each(k["placebo_decay"], n))
     perceived = data["perceived_effect"]  # model state: peak felt so far, fading
-    expect = np.full(len(subj), _pv("ratings", "placebo_mean"))
-    if spec.variability:
-        expect += _pv("ratings", "placebo_sd") * _noise(sc.seed, subj, (), _RATING, 1)
+    expect = np.array(_each(k["placebo_mean"], n))
+    if pop.variability:
+        expect += _each(k["placebo_sd"], n) * _noise(sc.seed, subj, (), _RATING, 1)
     if sc.design.blinding == "open_label":
-        expect *= _pv("ratings", "open_label_gain")  # patients know they get the drug
+        expect *= _each(k["open_label_gain"], n)  # patients know they get the drug
     expect_da = xr.DataArray(expect, dims="subject")
-    placebo = expect_da * (1 + _pv("ratings", "placebo_active_gain") * perceived) * \
-        kin
-    share = _synaptic_share(sc.seed, subj, spec.variability)
+    placebo = expect_da * (1 + k["placebo_active_gain"] * perceived) * kin
+    share = _synaptic_share(sc.seed, subj, pop.variability, k["relief_share_median"],
+                            k["relief_share_spread"])
     # independent action: expectancy relieves a share of the symptoms that synaptic
     # recovery leaves, so the two cannot add up to more than the whole score
-    improvement = 1 - (1 - _relief(data["mood"], mood0, share)) * (1 - placebo)
-    trait = _trait_madrs(sc.seed, subj, spec.madrs_min, spec.variability)
+    improvement = 1 - (1 - _relief(data["mood"], mood0, share, k)) * (1 - placebo)
+    trait = _trait_madrs(sc.seed, subj, pop.madrs_min, pop.variability,
+                         _each(k["madrs_mean"], n), _each(k["madrs_sd"], n))
     trait_da = xr.DataArray(trait, dims="subject")
-    noise_sd = float(np.hypot(_pv("ratings", "rater_sd"), _pv("ratings", "fluctuation_sd")))
+    noise_sd = np.hypot(_each(k["rater_sd"], n), _each(k["fluctuation_sd"], n))
     shape = (data.sizes["period"], data.sizes["time"] + 1)
-    sd = noise_sd if spec.variability else 0.0
+    sd = noise_sd[:, None, None] if pop.variability else 0.0
+    hamd = _each(k["hamd_per_madrs"], n)
     eps = _noise(sc.seed, subj, shape, _RATING, 2) * sd
-    eps_h = _noise(sc.seed, subj, shape, _RATING, 3) * sd * _pv("ratings", "hamd_per_madrs")
-    base_imp = _relief(data["mood@baseline"], mood0, share)
+    eps_h = _noise(sc.seed, subj, shape, _RATING, 3) * sd * hamd[:, None, None]
+    base_imp = _relief(data["mood@baseline"], mood0, share, k)
     out = {}
     for scale, trait_s, e in (("madrs", trait_da, eps),
-                              ("hamd17", trait_da * _pv("ratings", "hamd_per_madrs"), eps_h)):
+                              ("hamd17", trait_da * xr.DataArray(hamd, dims="subject"), eps_h)):
         top = 60.0 if scale == "madrs" else 52.0
         base = (trait_s * (1 - base_imp) + xr.DataArray(e[:, :, 0], dims=("subject", "period")))
         score = trait_s * (1 - improvement) + xr.DataArray(e[:, :, 1:],
@@ -139,7 +185,7 @@ def human_scores(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
     return _endpoints(sc, data, out)
 
 
-def _endpoints(sc: Any, data: xr.Dataset, s: dict[str, xr.DataArray]) -> xr.Dataset:
+def _endpoints(sc: Scenario, data: xr.Dataset, s: dict[str, xr.DataArray]) -> xr.Dataset:
     primary = getattr(sc.outputs, "primary_scale", "madrs")
     thr = float(getattr(sc.outputs, "response_threshold", 50.0)) / 100.0
     remit = float(getattr(sc.outputs, "remission_madrs", 10.0))
@@ -160,7 +206,7 @@ def _endpoints(sc: Any, data: xr.Dataset, s: dict[str, xr.DataArray]) -> xr.Data
     return data
 
 
-def _treatment_end(sc: Any, data: xr.DataArray | xr.Dataset) -> np.ndarray:
+def _treatment_end(sc: Scenario, data: xr.DataArray | xr.Dataset) -> np.ndarray:
     """Index of the first rating at or after each (subject, period)'s last dose."""
     last = {a.name: max(max(d.times_h()) for d in a.doses) for a in sc.arms}
     times = data["time"].values
@@ -190,24 +236,24 @@ def relapse_free(response: xr.DataArray, start: np.ndarray | None = None) -> xr.
     return xr.DataArray(out, dims=response.dims, coords=response.coords)
 
 
-def rodent_behaviour(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+def rodent_behaviour(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     subj = data["subject"].values
     mood = data["mood"]
     shape = (data.sizes["period"], data.sizes["time"])
-    z = [_noise(sc.seed, subj, shape, _BEHAVIOUR, k) if spec.variability
+    z = [_noise(sc.seed, subj, shape, _BEHAVIOUR, k) if sc.population.variability
          else np.zeros((len(subj), *shape)) for k in range(3)]
     dims = ("subject", "period", "time")
-    fst0 = _pv("behaviour", f"fst_healthy_{'mouse' if sc.species == 'mouse' else 'rat'}")
+    k = {name: _c(data, "behaviour", name) for name in catalog().population["behaviour"]}
+    fst0 = k[f"fst_healthy_{'mouse' if sc.species == 'mouse' else 'rat'}"]
     # share of the 240 scored seconds spent immobile: logistic in the mood drive, so it
     # saturates (never above 240 s) for deeply stressed animals
     logit0 = np.log(fst0 / (FST_SCORED_S - fst0))
-    fst = FST_SCORED_S / (1 + np.exp(-(logit0 - _pv("behaviour", "fst_gain") * (mood - 1)))) + \
-        _pv("behaviour", "fst_sd") * xr.DataArray(z[0], dims=dims)
-    spt = _pv("behaviour", "spt_healthy") - _pv("behaviour", "spt_gain") * (1 - mood) + \
-        _pv("behaviour", "spt_sd") * xr.DataArray(z[1], dims=dims)
-    nsf = _pv("behaviour", "nsf_healthy") * np.exp(
-        _pv("behaviour", "nsf_gain") * (1 - mood) + _pv("behaviour", "nsf_sd")
-        * xr.DataArray(z[2], dims=dims))
+    fst = FST_SCORED_S / (1 + np.exp(-(logit0 - k["fst_gain"] * (mood - 1)))) + \
+        k["fst_sd"] * xr.DataArray(z[0], dims=dims)
+    spt = k["spt_healthy"] - k["spt_gain"] * (1 - mood) + \
+        k["spt_sd"] * xr.DataArray(z[1], dims=dims)
+    nsf = k["nsf_healthy"] * np.exp(
+        k["nsf_gain"] * (1 - mood) + k["nsf_sd"] * xr.DataArray(z[2], dims=dims))
     assert isinstance(fst, xr.DataArray) and isinstance(nsf, xr.DataArray)
     return data.assign({
         "fst.immobility": fst.clip(0, 240).assign_attrs(unit="s"),
@@ -216,8 +262,8 @@ def rodent_behaviour(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Data
     })
 
 
-def apply(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+def apply(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     """Add the measurement readouts the species has (scores or behaviour)."""
     if sc.species == "human":
-        return human_scores(sc, data, spec)
-    return rodent_behaviour(sc, data, spec)
+        return human_scores(sc, data)
+    return rodent_behaviour(sc, data)

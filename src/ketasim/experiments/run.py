@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -33,10 +33,13 @@ from ketasim.model.compile import CompiledModel
 from ketasim.model.params import mechanism_table
 from ketasim.model.pk import dose_targets
 from ketasim.model.system import MECHANISM_READOUTS, build_model
-from ketasim.population import PopulationSpec, draw_subjects, parameter_matrix
+from ketasim.population import draw_subjects, parameter_matrix
 from ketasim.protocol import DoseEvent, Protocol, Signal
 from ketasim.readouts import FIXED
 from ketasim.result import RunResult
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Arm, Dose, Scenario
 
 Progress = Callable[..., Any]
 BURN_IN_H = 24.0 * 150  # drug-free run-in to the condition's steady state (>> slowest tau)
@@ -53,32 +56,11 @@ class Cohort:
 
     name: str
     subjects: np.ndarray  # global subject indices
-    arms: list[Any]
+    arms: list[Arm]
     offsets: list[float]
 
 
-def population_spec(sc: Any) -> PopulationSpec:
-    pop = sc.population
-    mix = None
-    if getattr(pop, "bdnf_val66met", None) is not None:
-        g = pop.bdnf_val66met
-        mix = (g.val_val, g.val_met, g.met_met)
-    inc = getattr(pop, "inclusion", None)
-    return PopulationSpec(
-        species=sc.species, condition=pop.condition, variability=pop.variability,
-        weight_mean=pop.weight_kg.mean if pop.weight_kg else None,
-        weight_sd=pop.weight_kg.sd if pop.weight_kg else None,
-        female_fraction=pop.female_fraction,
-        age_mean=pop.age.mean if getattr(pop, "age", None) else None,
-        age_sd=pop.age.sd if getattr(pop, "age", None) else None,
-        cyp2b6_poor_fraction=pop.cyp2b6_poor_fraction, genotype_mix=mix,
-        fh_aud_fraction=getattr(pop, "family_history_aud_fraction", None),
-        knockouts=tuple(pop.knockouts or ()),
-        madrs_min=getattr(inc, "madrs_min", None) if inc else None,
-    )
-
-
-def cohorts(sc: Any) -> list[Cohort]:
+def cohorts(sc: Scenario) -> list[Cohort]:
     """Split the population into cohorts according to the design."""
     n = sc.population.size
     kind = sc.design.type
@@ -94,7 +76,7 @@ def cohorts(sc: Any) -> list[Cohort]:
             for k, arm in enumerate(sc.arms)]
 
 
-def cohort_model(sc: Any, cohort: Cohort) -> CompiledModel:
+def cohort_model(sc: Scenario, cohort: Cohort) -> CompiledModel:
     """The compiled model for a cohort: the scenario's species with every compound (and
     metabolite) its arms give, by the routes they use."""
     cat = catalog()
@@ -109,7 +91,7 @@ def cohort_model(sc: Any, cohort: Cohort) -> CompiledModel:
     return build_model(sc.species, tuple(comps), tuple(sorted(routes)))
 
 
-def model_overrides(sc: Any, model: CompiledModel) -> dict[str, Any]:
+def model_overrides(sc: Scenario, model: CompiledModel) -> dict[str, Any]:
     """The scenario's ``[model] parameters`` and hypotheses, as parameter overrides; a
     parameter name the model does not have is a ScenarioError (one line, exit 2)."""
     overrides = dict(getattr(sc.model, "parameters", {}) or {})
@@ -121,7 +103,7 @@ def model_overrides(sc: Any, model: CompiledModel) -> dict[str, Any]:
     return overrides
 
 
-def _amount_nmol(dose: Any, cid: str, frac: float, weight: np.ndarray) -> np.ndarray:
+def _amount_nmol(dose: Dose, cid: str, frac: float, weight: np.ndarray) -> np.ndarray:
     """Dose of compound ``cid`` in nmol per subject from a dose's basis and magnitude."""
     mw = catalog().drugs[cid].molecular_weight
     assert mw is not None
@@ -136,7 +118,8 @@ def _amount_nmol(dose: Any, cid: str, frac: float, weight: np.ndarray) -> np.nda
     return mag * weight * frac  # moles_per_kg
 
 
-def build_protocol(sc: Any, cohort: Cohort, weight: np.ndarray, stress: np.ndarray) -> Protocol:
+def build_protocol(sc: Scenario, cohort: Cohort, weight: np.ndarray,
+                   stress: np.ndarray) -> Protocol:
     """Dose events for every period of a cohort, plus the stress input."""
     cat = catalog()
     prot = Protocol(len(weight), baseline_inputs={"stress": stress})
@@ -156,7 +139,7 @@ def build_protocol(sc: Any, cohort: Cohort, weight: np.ndarray, stress: np.ndarr
     return prot
 
 
-def period_times(sc: Any, cohort: Cohort) -> tuple[np.ndarray, list[float]]:
+def period_times(sc: Scenario, cohort: Cohort) -> tuple[np.ndarray, list[float]]:
     """All output times on the cohort timeline, and each period's baseline time."""
     outs, baselines = [], []
     for arm, offset in zip(cohort.arms, cohort.offsets, strict=True):
@@ -181,16 +164,17 @@ class PreparedCohort:
     y0: np.ndarray  # (n_states, n_subjects): state at t_start
 
 
-def prepare_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame | None = None
-                   ) -> PreparedCohort:
+def prepare_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame | None = None,
+                   columns: dict[str, np.ndarray] | None = None) -> PreparedCohort:
     """Model, parameters (with the scenario's overrides, checked by name), protocol, output
-    times and burn-in state of a cohort; ``subjects`` (drawn when None) are its covariates.
-    The one preparation used by :func:`run` and by the SBML exporter."""
+    times and burn-in state of a cohort; ``subjects`` (drawn when None) are its covariates,
+    ``columns`` per-subject values of model parameters (by name; see
+    :func:`ketasim.population.parameter_matrix`). The one preparation used by :func:`run`,
+    the sensitivity analysis and the SBML exporter."""
     model = cohort_model(sc, cohort)
-    spec = population_spec(sc)
     if subjects is None:
-        subjects = draw_subjects(spec, sc.seed, cohort.subjects)
-    P = parameter_matrix(model, subjects, spec, sc.seed, model_overrides(sc, model))
+        subjects = draw_subjects(sc, cohort.subjects)
+    P = parameter_matrix(model, subjects, sc, model_overrides(sc, model), columns)
     weight = subjects["weight"].to_numpy(float)
     stress = subjects["severity"].to_numpy(float)
     prot = build_protocol(sc, cohort, weight, stress)
@@ -200,17 +184,18 @@ def prepare_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame | None = None
     return PreparedCohort(cohort, model, P, prot, t_out, baselines, t_start, y0)
 
 
-def simulate_cohort(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
-                    progress: Progress | None = None) -> dict[str, Any]:
+def simulate_cohort(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame,
+                    progress: Progress | None = None,
+                    columns: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
     """Integrate one cohort; return readout arrays (subject, period, time) and statuses."""
-    c = prepare_cohort(sc, cohort, subjects)
+    c = prepare_cohort(sc, cohort, subjects, columns)
     engine = get_engine(engine_name(sc))
     traj = engine.simulate(c.model, c.P, c.y0, c.protocol, c.t_out, c.t_start,
                            rtol=sc.engine.rtol, atol=sc.engine.atol, progress=progress)
     return _readouts(sc, c.model, c.P, c.protocol, traj, c.t_out, cohort, c.baselines)
 
 
-def engine_name(sc: Any) -> str:
+def engine_name(sc: Scenario) -> str:
     """The engine a scenario runs on: its ``[engine] method``, where ``auto`` is
     :func:`ketasim.engine.default_engine` of the population size (``fast`` from 1,000
     subjects where numba is installed, else ``batched``)."""
@@ -218,7 +203,7 @@ def engine_name(sc: Any) -> str:
     return default_engine(int(sc.population.size)) if method == "auto" else method
 
 
-def burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
+def burn_in(sc: Scenario, model: CompiledModel, P: np.ndarray, prot: Protocol,
             t_start: float) -> np.ndarray:
     """State at ``t_start`` after :data:`BURN_IN_H` drug-free hours in the scenario's
     condition (stress input), shape (n_states, n_subjects)."""
@@ -236,7 +221,7 @@ def burn_in(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
     return out
 
 
-def _readouts(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
+def _readouts(sc: Scenario, model: CompiledModel, P: np.ndarray, prot: Protocol,
               traj: Trajectories, t_out: np.ndarray, cohort: Cohort,
               baselines: list[float]) -> dict[str, Any]:
     n_sub = P.shape[1]
@@ -264,7 +249,7 @@ def _readouts(sc: Any, model: CompiledModel, P: np.ndarray, prot: Protocol,
     return {"values": out, "status": traj.status, "message": traj.message}
 
 
-def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = None,
+def run(sc: Scenario, progress: Progress | None = None, keep_subjects: bool | None = None,
         chunk_size: int | None = None, executor: Executor | None = None,
         checkpoint: Path | str | None = None) -> RunResult:
     """Simulate every subject of scenario ``sc``; return trajectories, summary, manifest.
@@ -275,7 +260,10 @@ def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = 
     (:mod:`ketasim.experiments.stream`), so memory does not grow with the population.
     ``RunResult.data`` then holds every subject only with ``keep_subjects=True``; otherwise
     the first :data:`SAMPLE_SUBJECTS` subjects of each cohort (for the report), and the
-    manifest says so (``subjects_in_data``). Smaller runs simulate each cohort whole.
+    manifest says so (``subjects_in_data``). Smaller runs simulate each cohort whole. The
+    merged summary is the same bits for any chunk size on the engines that integrate each
+    subject alone (fast, reference); the batched engine shares one step size within a
+    chunk, so other chunks move its numbers within the solver tolerance.
 
     ``executor`` (any :class:`concurrent.futures.Executor`: a process pool, Dask's
     ``client.get_executor()``) runs the chunks (or cohorts) in its workers; the results are
@@ -319,7 +307,7 @@ def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = 
         frames = list(outs)
         for cohort, ds in zip(groups, frames, strict=True):
             _check_not_all_failed(cohort, [(ds["status"].values, ds["message"].values)])
-        data = _measured(sc, xr.concat(frames, dim="subject"), population_spec(sc))
+        data = _measured(sc, xr.concat(frames, dim="subject"))
         extra = lab.group_statistics(sc, data) if sc.species != "human" else {}
         result = RunResult(sc, data, summarise(sc, data), _manifest(sc, data, 0.0),
                            extra_tables=dict(extra))
@@ -329,7 +317,7 @@ def run(sc: Any, progress: Progress | None = None, keep_subjects: bool | None = 
     return result
 
 
-def _tasks(sc: Any, groups: list[Cohort], chunk: int | None, keep: bool
+def _tasks(sc: Scenario, groups: list[Cohort], chunk: int | None, keep: bool
            ) -> list[tuple[Any, Cohort, int | None]]:
     """(scenario, part, subjects of the part to keep in data) per task: each cohort whole,
     or its chunks of ``chunk`` subjects in order (the first :data:`SAMPLE_SUBJECTS` of a
@@ -344,20 +332,37 @@ def _tasks(sc: Any, groups: list[Cohort], chunk: int | None, keep: bool
     return out
 
 
-def _warm_fast(sc: Any, groups: list[Cohort]) -> None:
+def _warm_fast(sc: Scenario, groups: list[Cohort]) -> None:
     """Compile (or load) the fast engine's models here, once, before workers start: they
     then load the cached machine code instead of each compiling it."""
     for c in groups:
         simulate_part(sc, Cohort(c.name, c.subjects[:1], c.arms, c.offsets), None)
 
 
-def simulate_part(sc: Any, part: Cohort, keep: int | None = None,
+def simulate_part(sc: Scenario, part: Cohort, keep: int | None = None,
                   progress: Progress | None = None) -> xr.Dataset:
     """One task of :func:`run` (a top-level function, for worker processes): a cohort or a
     chunk of one, simulated; its dataset before the measurement model (``keep`` unused)."""
-    subjects = draw_subjects(population_spec(sc), sc.seed, part.subjects)
+    subjects = draw_subjects(sc, part.subjects)
     res = simulate_cohort(sc, part, subjects, progress)
     return _cohort_dataset(sc, part, subjects, res)
+
+
+def simulate_columns(sc: Scenario, part: Cohort, subjects: pd.DataFrame,
+                     columns: dict[str, np.ndarray], constants: dict[str, np.ndarray],
+                     progress: Progress | None = None) -> xr.Dataset:
+    """A cohort whose subjects each carry their own parameter values, simulated and
+    measured: a parameter sample as one batch (each row a subject column).
+
+    ``columns``: model parameter name -> one value per subject; ``constants``: dotted
+    measurement constant (``population.ratings.relief_max``) -> one value per subject,
+    read by :mod:`ketasim.experiments.measures` instead of the catalog value. ``subjects``
+    may repeat global indices (the same virtual subject under several parameter rows)."""
+    res = simulate_cohort(sc, part, subjects, progress, columns)
+    ds = _cohort_dataset(sc, part, subjects, res)
+    for name, values in constants.items():
+        ds[measures.CONSTANT_PREFIX + name] = ("subject", np.asarray(values, float))
+    return _measured(sc, ds)
 
 
 @dataclass
@@ -372,12 +377,12 @@ class PartSummary:
     message: np.ndarray
 
 
-def summarise_part(sc: Any, part: Cohort, keep: int | None,
+def summarise_part(sc: Scenario, part: Cohort, keep: int | None,
                    progress: Progress | None = None) -> PartSummary:
     """One task of a streamed :func:`run`: a chunk simulated, measured and accumulated."""
     from ketasim.experiments.stream import SummaryAccumulator
 
-    ds = _measured(sc, simulate_part(sc, part, keep, progress), population_spec(sc))
+    ds = _measured(sc, simulate_part(sc, part, keep, progress))
     acc = SummaryAccumulator(sc)
     acc.add(ds)
     return PartSummary(part.name, acc, ds if keep is None else ds.isel(subject=slice(0, keep)),
@@ -395,16 +400,16 @@ def _check_not_all_failed(cohort: Cohort, outcomes: list[tuple[np.ndarray, np.nd
                               f"integrate (first: {first})")
 
 
-def _measured(sc: Any, data: xr.Dataset, spec: PopulationSpec) -> xr.Dataset:
+def _measured(sc: Scenario, data: xr.Dataset) -> xr.Dataset:
     """Rating scales or behaviour, laboratory assays; only the requested readouts kept."""
-    data = measures.apply(sc, data, spec)
+    data = measures.apply(sc, data)
     if sc.species != "human":  # what the laboratory measures (assay error, lab units)
         data = lab.apply_assays(sc, data)
     return data.drop_vars([v for v in list(data.data_vars) if v not in _wanted(sc)
                            and data[v].dims[-1:] == ("time",)])
 
 
-def _streamed_result(sc: Any, groups: list[Cohort], outs: Iterable[PartSummary], total: int,
+def _streamed_result(sc: Scenario, groups: list[Cohort], outs: Iterable[PartSummary], total: int,
                      keep: bool, chunk: int) -> RunResult:
     """Merge the chunks' accumulators in chunk order; data: the subjects they kept."""
     from ketasim.experiments.stream import QUANTILE_SAMPLE, SummaryAccumulator
@@ -439,11 +444,11 @@ def _streamed_result(sc: Any, groups: list[Cohort], outs: Iterable[PartSummary],
     return RunResult(sc, data, acc.table(), manifest, extra_tables=extra)
 
 
-def _wanted(sc: Any) -> set[str]:
+def _wanted(sc: Scenario) -> set[str]:
     return set(sc.outputs.readouts)
 
 
-def _cohort_dataset(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
+def _cohort_dataset(sc: Scenario, cohort: Cohort, subjects: pd.DataFrame,
                     res: dict[str, Any]) -> xr.Dataset:
     times = np.asarray(sc.output_times_h)
     coords: dict[str, Any] = {
@@ -472,7 +477,7 @@ def _cohort_dataset(sc: Any, cohort: Cohort, subjects: pd.DataFrame,
     return xr.Dataset(data_vars, coords=coords)
 
 
-def _manifest(sc: Any, data: xr.Dataset, wall: float) -> dict[str, Any]:
+def _manifest(sc: Scenario, data: xr.Dataset, wall: float) -> dict[str, Any]:
     status = pd.Series(data["status"].values).value_counts().to_dict()
     return {
         "scenario": sc.as_dict() if hasattr(sc, "as_dict") else str(sc),

@@ -4,10 +4,11 @@
 builds (after the rating scales are applied) and keeps, per (readout, period, arm, time),
 only what the summary needs, so memory does not grow with the population:
 
-- ``n``, ``mean`` and the sum of squared deviations, merged with Chan et al.'s pairwise
-  update: ``mean``, ``sd``, ``fraction``, ``difference`` and ``cohens_d`` are exact
-  (equal to the unchunked computation
-  to rounding, 1e-12 to 1e-9 relative on near-constant cells; tested). The statistics
+- ``n`` and the exact sums of the values and of their squares (integers, see
+  :func:`exact_sums`), so ``mean``, ``sd``, ``fraction``, ``difference`` and ``cohens_d``
+  are each rounded once from the exact rational: the same bits whatever the chunk size,
+  the number of workers or the merge order, and equal to the unchunked computation to
+  rounding (tested). The statistics
   that need every subject at once (p-values, confidence intervals, NNT, adjusted tests,
   Kaplan-Meier and whole-period endpoints) are not in a streamed summary;
 - for ``median``, ``p05`` and ``p95`` a *bottom-k sample*: every subject has a fixed
@@ -26,7 +27,8 @@ of finite values, degenerate tests NaN).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +37,9 @@ from scipy import stats
 
 from ketasim.experiments.endpoints import control_arm, is_fraction
 from ketasim.result import SUMMARY_COLUMNS
+
+if TYPE_CHECKING:
+    from ketasim.scenario import Scenario
 
 QUANTILE_SAMPLE = 20_000  # subjects per cell whose values are kept for quantiles
 
@@ -49,37 +54,74 @@ def subject_keys(seed: int, subjects: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
+# exact sums: a finite double is M * 2**E with |M| < 2**53 and E >= LOWEST_EXP (subnormals
+# included), so sums of values and of their squares are integers in units of 2**LOWEST_EXP
+# and 2**(2 * LOWEST_EXP)
+LOWEST_EXP = -1074 - 53
+LIMB = 18  # M in three limbs of 18 bits: a limb product is < 2**36, so int64 sums are exact
+LIMB_BLOCK = 1 << 24  # values summed per int64 reduction (2**24 * 2**37 < 2**63)
+
+
+def exact_sums(vals: np.ndarray) -> tuple[int, int]:
+    """Exact sum and sum of squares of the finite float64 ``vals`` as Python integers, in
+    units of 2**LOWEST_EXP and 2**(2 LOWEST_EXP). Integers add associatively, so the sums of
+    a population are the same bits however it is split into chunks."""
+    s1 = s2 = 0
+    for lo in range(0, vals.size, LIMB_BLOCK):
+        f, e = np.frexp(vals[lo:lo + LIMB_BLOCK])
+        m = (f * 2.0**53).astype(np.int64)  # exact: f has 53 significant bits
+        shift = e.astype(np.int64) - 53 - LOWEST_EXP
+        order = np.argsort(shift, kind="stable")
+        m, shift = m[order], shift[order]
+        starts = np.flatnonzero(np.r_[True, shift[1:] != shift[:-1]])
+        mask = (1 << LIMB) - 1
+        a, b, c = m >> (2 * LIMB), (m >> LIMB) & mask, m & mask  # m = a 2^36 + b 2^18 + c
+        terms1 = (a, b, c)
+        terms2 = (a * a, 2 * a * b, b * b + 2 * a * c, 2 * b * c, c * c)
+        sums1 = [np.add.reduceat(t, starts) for t in terms1]
+        sums2 = [np.add.reduceat(t, starts) for t in terms2]
+        for g, k in enumerate(shift[starts].tolist()):
+            s1 += sum(int(t[g]) << (LIMB * (2 - j)) for j, t in enumerate(sums1)) << k
+            s2 += sum(int(t[g]) << (LIMB * (4 - j)) for j, t in enumerate(sums2)) << (2 * k)
+    return s1, s2
+
+
 @dataclass
 class Moments:
-    """Count, mean, sum of squared deviations and largest |value| of a stream."""
+    """Count, exact sums of values and squares (:func:`exact_sums`) and largest |value| of
+    a stream. Merging adds integers, so the mean and sd are the same bits whatever the
+    chunking and merge order (each rounded once from the exact rational)."""
 
     n: int = 0
-    mean: float = 0.0
-    m2: float = 0.0
+    s1: int = 0
+    s2: int = 0
     max_abs: float = 0.0
 
     def add(self, vals: np.ndarray) -> None:
         if vals.size:
-            mean = float(np.mean(vals))
-            self.merge(Moments(int(vals.size), mean, float(np.sum((vals - mean) ** 2)),
-                               float(np.max(np.abs(vals)))))
+            s1, s2 = exact_sums(np.asarray(vals, dtype=float))
+            self.merge(Moments(int(vals.size), s1, s2, float(np.max(np.abs(vals)))))
 
     def merge(self, other: Moments) -> None:
-        """Fold in another stream's moments (Chan et al.'s pairwise update). The first
-        merge copies, so adding a chunk's values and merging that chunk's own Moments give
-        the same bits: a run merged from workers equals the serial one."""
-        if other.n == 0:
-            return
-        if self.n == 0:
-            self.n, self.mean, self.m2, self.max_abs = other.n, other.mean, other.m2, \
-                other.max_abs
-            return
-        m, n = other.n, self.n + other.n
-        delta = other.mean - self.mean
-        self.mean += delta * m / n
-        self.m2 += other.m2 + delta * delta * self.n * m / n
-        self.n = n
+        """Fold in another stream's moments."""
+        self.n += other.n
+        self.s1 += other.s1
+        self.s2 += other.s2
         self.max_abs = max(self.max_abs, other.max_abs)
+
+    @property
+    def mean(self) -> float:
+        if self.n == 0:
+            return np.nan
+        return float(Fraction(self.s1, self.n) * Fraction(2) ** LOWEST_EXP)
+
+    @property
+    def m2(self) -> float:
+        """Sum of squared deviations from the mean, from the exact sums."""
+        if self.n == 0:
+            return np.nan
+        exact = Fraction(self.n * self.s2 - self.s1 * self.s1, self.n)
+        return float(exact * Fraction(2) ** (2 * LOWEST_EXP))
 
     @property
     def sd(self) -> float:
@@ -121,7 +163,7 @@ class Cell:
 class SummaryAccumulator:
     """Merge per-chunk datasets into the summary table (see the module docstring)."""
 
-    def __init__(self, sc: Any, quantile_sample: int = QUANTILE_SAMPLE) -> None:
+    def __init__(self, sc: Scenario, quantile_sample: int = QUANTILE_SAMPLE) -> None:
         self.sc = sc
         self.k = int(quantile_sample)
         self.arms = [a.name for a in sc.arms]

@@ -432,13 +432,13 @@ def render_model_doc(spec: ModelSpec, title: str = "The ketasim model", *,
 def _measurement_section() -> list[str]:
     """The measurement models (ratings, behaviour) and the population constants they and
     the virtual-subject draws use (catalog/population.toml)."""
+    from ketasim.catalog import catalog
     from ketasim.experiments import measures
-    from ketasim.population import population_table
 
     lines = ["# Measurement models and population constants", "",
              f"## Measurement models (`{measures.__name__}`)", "",
              inspect.getdoc(measures) or "", ""]
-    for sec, table in population_table().items():
+    for sec, table in catalog().population.items():
         lines += [f"## [{sec}]", "", *_TABLE_HEAD]
         lines += [_value_row(name, p) for name, p in table.items()]
         lines.append("")

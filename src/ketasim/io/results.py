@@ -34,7 +34,8 @@ import pandas as pd
 from ketasim.errors import ArgumentError
 from ketasim.result import SUMMARY_COLUMNS, RunResult
 
-__all__ = ["SUBJECTS_ROW_LIMIT", "check_out_dir", "summary_records", "write_results"]
+__all__ = ["SUBJECTS_ROW_LIMIT", "check_out_dir", "json_ready", "summary_records",
+           "write_atomically", "write_results"]
 
 SUBJECTS_ROW_LIMIT = 5_000_000
 _RESERVED = {"summary", "subjects", "manifest", "report"}
@@ -201,6 +202,19 @@ def _plain(v: Any) -> Any:
     if hasattr(v, "model_dump"):
         return _plain(v.model_dump(mode="json"))
     return str(v)
+
+
+def write_atomically(out: Path | str, overwrite: bool,
+                     fill: Callable[[Path], list[str]]) -> list[Path]:
+    """``fill(tmp)`` writes files into a temporary folder (returning their names) that then
+    replaces ``out`` at once; ArgumentError if ``out`` is not empty and ``overwrite`` is
+    false. A failure leaves ``out`` as it was."""
+    return _write_atomically(out, overwrite, fill)
+
+
+def json_ready(v: Any) -> Any:
+    """``v`` as JSON-able Python data (NaN and inf as None, numpy as Python)."""
+    return _plain(v)
 
 
 def write_files(out: Path | str, files: dict[str, str], overwrite: bool = False) -> list[Path]:

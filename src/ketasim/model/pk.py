@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ketasim.catalog import Catalog
+from ketasim.catalog import Catalog, catalog
 from ketasim.catalog.schema import Disposition, Drug, RouteAbsorption, Sourced
 from ketasim.model.spec import ModelSpec
 
@@ -98,7 +98,8 @@ def covariate(drug: Drug, name: str, species: str) -> Sourced | None:
 
 
 def _p(m: ModelSpec, name: str, s: Sourced, unit: str, group: str, scale: float = 1.0) -> str:
-    return m.param(name, s.to(unit) * scale, unit, _src(s), s.tag, s.note, group)
+    return m.param(name, s.to(unit) * scale, unit, _src(s), s.tag, s.note, group,
+                   catalog().path_of(s))
 
 
 def add_compound(m: ModelSpec, cat: Catalog, species: str, cid: str, routes: set[str],

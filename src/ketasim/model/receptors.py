@@ -23,7 +23,7 @@ branches) weighs each compound's pyramidal block by its ``rest_block``.
 
 from __future__ import annotations
 
-from ketasim.catalog import Catalog
+from ketasim.catalog import Catalog, catalog
 from ketasim.catalog.schema import Potency, Sourced
 from ketasim.model.params import mech
 from ketasim.model.spec import ModelSpec
@@ -38,7 +38,7 @@ G = "receptors"
 def _sp(m: ModelSpec, name: str, s: Sourced, unit: str) -> str:
     note = s.note
     return m.param(name, s.to(unit), unit, f"{s.source} [{s.tag}]" + (f"; {note}" if note else ""),
-                   s.tag, note, G)
+                   s.tag, note, G, catalog().path_of(s))
 
 
 def nmda_compounds(cat: Catalog, compounds: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ class Parameter:
     tag: str = "assumed"
     note: str = ""
     group: str = ""
+    origin: str = ""  # dotted catalog name it comes from (mechanism.structure.tau_spine)
 
 
 @dataclass(frozen=True)
@@ -75,10 +76,11 @@ class ModelSpec:
 
     # -- building -----------------------------------------------------------------------
     def param(self, name: str, value: float, unit: str, source: str, tag: str = "assumed",
-              note: str = "", group: str = "") -> str:
+              note: str = "", group: str = "", origin: str = "") -> str:
         if name in self.parameters:
             raise ValueError(f"parameter {name!r} defined twice")
-        self.parameters[name] = Parameter(name, float(value), unit, source, tag, note, group)
+        self.parameters[name] = Parameter(name, float(value), unit, source, tag, note, group,
+                                          origin)
         return name
 
     def state(self, name: str, unit: str, rate: str, initial: str = "0", doc: str = "",
