@@ -15,6 +15,9 @@
     ketasim validate [--out DIR] [--case NAME] [--jobs N | --cluster local:N |
                      --scheduler ADDRESS]
     ketasim export-sbml [FILE] -o MODEL.xml [--cohort NAME|INDEX] [--subject K]
+    ketasim export-petab [FILE] -o DIR [--cohort NAME|INDEX] [--estimate P1,P2] [--readouts R]
+    ketasim calibrate DATA.tsv --condition ID=SCENARIO.toml --fit NAME:LO:HI [--starts 4]
+                      [--out DIR]
     ketasim dashboard [--host 127.0.0.1] [--port 8080] [--max-subjects 1000] [--open]
 
 A user error (a bad scenario, an unknown drug, an output directory that is in the way) is
@@ -26,8 +29,8 @@ import importlib
 from ketasim.cli.app import app, main
 
 # --help lists them in this order; importing a command module registers its commands on app
-COMMAND_MODULES = ("run", "studies", "sensitivity", "catalog", "validate", "export",
-                   "dashboard")
+COMMAND_MODULES = ("run", "studies", "sensitivity", "calibrate", "catalog", "validate",
+                   "export", "dashboard")
 for _name in COMMAND_MODULES:
     importlib.import_module(f"ketasim.cli.{_name}")
 

@@ -186,7 +186,8 @@ def export_sbml(spec: ModelSpec, protocol_events: Protocol | Sequence[DoseEvent 
                 parameters: dict[str, float] | None = None,
                 initial_state: dict[str, float] | Sequence[float] | np.ndarray | None = None,
                 inputs: dict[str, float] | None = None, start_time: float | None = None,
-                model_id: str = "ketasim_model", description: str = "") -> ExportInfo:
+                model_id: str = "ketasim_model", description: str = "",
+                derived_rules: bool = False) -> ExportInfo:
     """Write ``spec`` and the dosing of ``protocol_events`` as SBML L3v2 to ``path``.
 
     ``protocol_events`` is a :class:`Protocol` (per-subject amounts: ``subject`` picks one)
@@ -194,7 +195,10 @@ def export_sbml(spec: ModelSpec, protocol_events: Protocol | Sequence[DoseEvent 
     parameter values by name; ``initial_state`` gives numeric initial values (by name or in
     state order), otherwise the spec's initial expressions become initial assignments;
     ``inputs`` are the baseline input values (default: the protocol's baseline, else 0);
-    ``start_time`` (ketasim h) becomes SBML time 0 (default 0).
+    ``start_time`` (ketasim h) becomes SBML time 0 (default 0). ``derived_rules`` writes
+    derived parameters as assignment rules instead of initial assignments, so that a tool
+    that changes a base parameter without re-evaluating initial assignments (libRoadRunner's
+    ``setValue`` + ``reset``, as pyPESTO's RoadRunner objective does) still sees them change.
     Raises :class:`SBMLExportError` on anything SBML cannot express here.
     """
     libsbml = _libsbml()
@@ -288,9 +292,12 @@ def export_sbml(spec: ModelSpec, protocol_events: Protocol | Sequence[DoseEvent 
         _notes(libsbml, p, [f"exogenous input, unit: {spec.inputs[name]}"])
         _annotate(libsbml, p, "input", unit=spec.inputs[name])
     for name, d in spec.derived.items():
-        p = new_param(name, None, True, "derived parameter")
-        ia = model.createInitialAssignment()
-        ia.setSymbol(name)
+        p = new_param(name, None, not derived_rules, "derived parameter")
+        ia = model.createAssignmentRule() if derived_rules else model.createInitialAssignment()
+        if derived_rules:
+            ia.setVariable(name)
+        else:
+            ia.setSymbol(name)
         _ok(ia.setMath(_math(libsbml, to_l3(d.expr, name, off), name)), f"the math of {name}")
         _notes(libsbml, p, [f"unit: {d.unit}", d.doc])
         _annotate(libsbml, p, "derived", unit=d.unit)
