@@ -289,7 +289,7 @@ def test_runner_on_a_synthetic_case(tmp_path: Path) -> None:
     calls: list[tuple] = []
     df = v.run_validation(progress=lambda a, total=None: calls.append((a, total)),
                           folder=tmp_path)
-    assert list(df.columns) == v.COLUMNS
+    assert list(df.columns) == ["case", "role", *v.COLUMNS[1:]]
     assert list(df["case"]) == ["first", "first", "second"]
     assert calls == [(0, 1), (1, None)], "two cases with one scenario run once"
     assert list(df["passed"]) == [True, True, False]
@@ -406,3 +406,17 @@ def test_two_cases_on_one_published_row() -> None:
     with pytest.raises(CaseError, match="two cases give row 1"):
         v.published_table("T", cases)
 
+
+
+def test_case_role_marks_calibration_targets_apart() -> None:
+    """A case is independent validation unless it says a constant was fitted to it; a role
+    outside the two is one clear error."""
+    base = {"id": "a", "claim": "c", "source": "s", "scenario": {},
+            "checks": [{"value": {"readout": "madrs", "arm": "k", "time": "1 d"}, "min": 1}]}
+    assert schema.parse_case(dict(base)).role == "validation"
+    assert schema.parse_case({**base, "role": "calibration"}).role == "calibration"
+    with pytest.raises(CaseError, match=re.escape("role: 'fitted' is not one of")):
+        schema.parse_case({**base, "role": "fitted"})
+    roles = {c.id: c.role for c in CASES}
+    assert roles["han2016_pooled_response"] == "calibration"
+    assert roles["zarate2006_memantine"] == "validation"

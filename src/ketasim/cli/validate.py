@@ -70,6 +70,12 @@ def validate(
     by_case = passed.groupby(table["case"].astype(str), sort=False).all()
     typer.echo(f"{len(table) - n_fail} of {len(table)} checks passed "
                f"({int(by_case.sum())} of {len(by_case)} cases)")
+    if "role" in table:
+        parts = [f"{int(passed[table['role'] == role].sum())} of "
+                 f"{int((table['role'] == role).sum())} {label}"
+                 for role, label in (("validation", "independent checks"),
+                                     ("calibration", "calibration-target checks"))]
+        typer.echo("; ".join(parts) + " passed")
     if n_fail:
         raise typer.Exit(1)
 

@@ -13,6 +13,8 @@ Case file::
     claim = "One 0.5 mg/kg infusion gives a 24-h response rate of 25-85 %."
     source = "Seed 001 Table 1 [29]"
     notes = "why the tolerance is what it is"          # optional
+    role = "calibration"  # optional: a model constant was fitted to this case (a
+                          # calibration target); default "validation" (independent)
     # optional: the published finding checked, as a row of a published table
     published = { table = "seed Table 1", row = 4, parameter = "Response Rate", finding = "25%" }
 

@@ -343,7 +343,8 @@ def run_validation(names: Iterable[str] | str | None = None, progress: Progress 
                    jobs: int = 1, executor: Executor | None = None) -> pd.DataFrame:
     """Run every case (or those named) and return the scorecard, one row per check.
 
-    Columns: case, claim, source, check, expected, simulated, passed. Cases whose scenarios
+    Columns: case, role ("validation" or "calibration"), claim, source, check, expected,
+    simulated, passed. Cases whose scenarios
     validate to the same experiment share one run. ``progress(advance, total=None)`` is
     called once per scenario run. ``case`` is an alias of ``names`` for one case;
     ``folder`` replaces the packaged cases folder. ``jobs`` > 1 runs that many scenarios at
@@ -369,7 +370,10 @@ def run_validation(names: Iterable[str] | str | None = None, progress: Progress 
         progress(0, total=len(groups))
     for group_rows in _run_groups(list(groups.values()), jobs, progress, executor):
         rows.update(group_rows)
-    return pd.DataFrame([r for c in cases for r in rows[c.id]], columns=COLUMNS)
+    table = pd.DataFrame([r for c in cases for r in rows[c.id]], columns=COLUMNS)
+    # calibration targets and independent checks are counted apart (Case.role)
+    table.insert(1, "role", table["case"].map({c.id: c.role for c in cases}))
+    return table
 
 
 def _run_group(group: list[Case]) -> dict[str, list[dict[str, Any]]]:

@@ -23,8 +23,8 @@ from ketasim.errors import ArgumentError, CaseError
 from ketasim.readouts import FIXED
 
 COLUMNS = ["case", "claim", "source", "check", "expected", "simulated", "passed"]
-CASE_KEYS = {"id", "claim", "source", "notes", "published", "scenario", "scenario_file",
-             "scenario_case",
+CASE_KEYS = {"id", "claim", "source", "notes", "published", "role", "scenario",
+             "scenario_file", "scenario_case",
              "overrides", "checks"}
 VALUE_KEYS = {"readout", "arm", "period", "time", "statistic", "mean_over"}
 CHECK_KEYS = {"label", "value", "min", "max", "expected", "abs_tol", "rel_tol", "compare_to",
@@ -33,6 +33,9 @@ CHECK_KEYS = {"label", "value", "min", "max", "expected", "abs_tol", "rel_tol", 
 STATISTICS = ("mean", "sd", "median", "p05", "p95", "fraction", "difference", "cohens_d",
               "p_value")
 TIME_TOL_H = 1e-6
+# a case is a calibration target (a model constant was fitted to it) or an independent
+# validation (nothing was fitted to it); the scorecard reports the two apart
+ROLES = ("validation", "calibration")
 
 
 # ------------------------------------------------------------------------------ data types
@@ -128,6 +131,7 @@ class Case:
     notes: str = ""
     path: Path | None = None
     published: Published | None = None
+    role: str = "validation"  # or "calibration": a constant was fitted to this case
 
 
 @dataclass
@@ -339,11 +343,14 @@ def parse_case(raw: dict[str, Any], path: Path | None = None,
     checks = raw.get("checks")
     if not isinstance(checks, list) or not checks:
         raise _bad(path, "has no [[checks]]")
+    role = raw.get("role", "validation")
+    if role not in ROLES:
+        raise _bad(path, f"role: {role!r} is not one of {', '.join(ROLES)}")
     return Case(raw["id"].strip(), " ".join(raw["claim"].split()),
                 " ".join(raw["source"].split()), scenario,
                 [parse_check(c, path, k) for k, c in enumerate(checks)],
                 " ".join(str(raw.get("notes", "")).split()), path,
-                _published(raw["published"], path) if "published" in raw else None)
+                _published(raw["published"], path) if "published" in raw else None, role)
 
 
 def _published(raw: Any, path: Path | None) -> Published:
