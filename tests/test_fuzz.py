@@ -39,6 +39,7 @@ import ketasim as ks
 from ketasim.cli import app
 from ketasim.engine.base import OK, Trajectories
 from ketasim.experiments import run as run_module
+from scenario_text import KETAMINE_VS_SALINE
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 BASES = {p.stem: tomllib.loads(p.read_text(encoding="utf-8"))
@@ -367,24 +368,7 @@ size = 2
 type = "parallel"
 follow_up = "1 d"
 
-[[arms]]
-name = "ketamine"
-  [[arms.doses]]
-  drug = "ketamine"
-  amount = "0.5 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-
-[[arms]]
-name = "saline"
-  [[arms.doses]]
-  drug = "saline"
-  amount = "0 mg/kg"
-  route = "iv_infusion"
-  duration = "40 min"
-  at = ["0 h"]
-
+""" + KETAMINE_VS_SALINE + """
 [outputs]
 times = ["4 h", "1 d"]
 readouts = ["madrs", "madrs.change", "response"]
